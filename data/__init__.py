@@ -1,0 +1,32 @@
+"""Dataset loaders. Every dataset yields float32 sequences (T, C, H, W) in [0, 1]."""
+import os
+
+DATASETS = ("smmnist", "bair", "kth")
+DATASET_CHANNELS = {"smmnist": 1, "bair": 3, "kth": 1}
+
+
+class DataError(Exception):
+    """A dataset cannot be used as asked (missing folder, wrong settings); the message says why."""
+
+
+def load_dataset(dataset, data_root, train_len, test_len, image_width=64, num_digits=2, seed=1,
+                 mnist_source="auto"):
+    """(train, test) datasets. Train sequence k is a pure function of (seed, k); test is fixed."""
+    if dataset == "smmnist":
+        from data.moving_mnist import MovingMNIST
+        common = dict(data_root=data_root, num_digits=num_digits, image_size=image_width,
+                      deterministic=False, mnist_source=mnist_source)
+        return (MovingMNIST(train=True, seq_len=train_len, seed=seed, **common),
+                MovingMNIST(train=False, seq_len=test_len, **common))
+    if dataset in ("bair", "kth"):
+        if not os.path.isdir(data_root):
+            raise DataError(f"data folder '{data_root}' for {dataset} does not exist; "
+                            f"download and convert the data first (see README, 'Datasets')")
+        if dataset == "bair":
+            from data.bair import RobotPush
+            return (RobotPush(data_root, train=True, seq_len=train_len, image_size=image_width, seed=seed),
+                    RobotPush(data_root, train=False, seq_len=test_len, image_size=image_width))
+        from data.kth import KTH
+        return (KTH(data_root, train=True, seq_len=train_len, image_size=image_width, seed=seed),
+                KTH(data_root, train=False, seq_len=test_len, image_size=image_width))
+    raise DataError(f"unknown dataset '{dataset}'; choose one of {', '.join(DATASETS)}")

@@ -1,0 +1,156 @@
+"""Building blocks shared by the backbones.
+
+The 2018 code runs the encoder once per time step, so every batch-norm layer
+normalises each time step with its own statistics. ``StepBatchNorm2d`` keeps
+that exact behaviour while the convolutions run over all frames at once: the
+frames of a call are laid out batch-major, ``(B * steps, C, H, W)`` with index
+``b * steps + t``, and statistics are taken per ``t`` over the ``B`` sequences.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class StepBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d with separate training statistics for each of ``steps`` groups.
+
+    ``steps=1`` is plain ``nn.BatchNorm2d``. With ``steps=T`` the output equals
+    calling plain batch norm T times, once per time step. ``stat_order`` lists the
+    time steps in the order the 2018 code would have fed them, so the running
+    statistics end as its sequence of momentum updates leaves them.
+    """
+
+    def forward(self, x, steps=1, stat_order=None):
+        if not self.training or (steps == 1 and stat_order is None):
+            return super().forward(x)
+        n, c, h, w = x.shape
+        if n % steps:
+            raise ValueError(f"batch of {n} frames does not split into {steps} time steps")
+        # (B*T, C, H, W) batch-major -> (B, T*C, H, W): channel t*C+c holds step t.
+        grouped = x.reshape(n // steps, steps * c, h, w)
+        out = F.batch_norm(grouped, None, None, self.weight.repeat(steps), self.bias.repeat(steps),
+                           training=True, momentum=0.0, eps=self.eps)
+        if self.track_running_stats:
+            self._update_running_stats(grouped.detach(), steps, stat_order)
+        return out.reshape(n, c, h, w)
+
+    @torch.no_grad()
+    def _update_running_stats(self, grouped, steps, stat_order):
+        order = list(range(steps)) if stat_order is None else list(stat_order)
+        var, mean = torch.var_mean(grouped.float(), dim=(0, 2, 3), correction=1)
+        mean = mean.view(steps, -1)
+        var = var.view(steps, -1)
+        m = self.momentum
+        k = len(order)
+        # r_k = (1-m) r_{k-1} + m s_k, unrolled: weight of update j is m (1-m)^(k-1-j).
+        coef = torch.zeros(steps, dtype=mean.dtype, device=mean.device)
+        for j, t in enumerate(order):
+            coef[t] += m * (1.0 - m) ** (k - 1 - j)
+        keep = (1.0 - m) ** k
+        self.running_mean.mul_(keep).add_((coef[:, None] * mean).sum(0).to(self.running_mean.dtype))
+        self.running_var.mul_(keep).add_((coef[:, None] * var).sum(0).to(self.running_var.dtype))
+        self.num_batches_tracked.add_(k)
+
+
+class StepSequential(nn.Sequential):
+    """nn.Sequential that passes the time-step grouping to the layers that need it."""
+
+    def forward(self, x, steps=1, stat_order=None):
+        for layer in self:
+            if isinstance(layer, (StepBatchNorm2d, StepSequential, Block)):
+                x = layer(x, steps, stat_order)
+            else:
+                x = layer(x)
+        return x
+
+
+class Block(nn.Module):
+    """One conv (or transposed conv), batch norm and LeakyReLU(0.2): the 2018 ``main`` block."""
+
+    def __init__(self, conv):
+        super().__init__()
+        self.main = StepSequential(conv, StepBatchNorm2d(conv.out_channels), nn.LeakyReLU(0.2, inplace=True))
+
+    def forward(self, x, steps=1, stat_order=None):
+        return self.main(x, steps, stat_order)
+
+
+def dcgan_conv(nin, nout):
+    return Block(nn.Conv2d(nin, nout, 4, 2, 1))
+
+
+def dcgan_upconv(nin, nout):
+    return Block(nn.ConvTranspose2d(nin, nout, 4, 2, 1))
+
+
+def vgg_layer(nin, nout):
+    return Block(nn.Conv2d(nin, nout, 3, 1, 1))
+
+
+def latent_block(nin, dim):
+    """The encoder's last block: 4x4 conv to a 1x1 vector, batch norm, tanh."""
+    return StepSequential(nn.Conv2d(nin, dim, 4, 1, 0), StepBatchNorm2d(dim), nn.Tanh())
+
+
+def latent_upconv(dim, nout):
+    """The decoder's first block: 1x1 vector to a 4x4 map, batch norm, LeakyReLU(0.2)."""
+    return StepSequential(nn.ConvTranspose2d(dim, nout, 4, 1, 0), StepBatchNorm2d(nout), nn.LeakyReLU(0.2, inplace=True))
+
+
+def init_weights(module):
+    """The 2018 init: conv/linear weights N(0, 0.02), bias 0; batch norm weight N(1, 0.02), bias 0.
+
+    LSTM cells keep PyTorch's default init, as in 2018.
+    """
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class SkipEncoder(nn.Module):
+    """Encoder made of blocks ``c1..cK``; every block but the last gives a skip feature map.
+
+    Subclasses set ``self.blocks`` (names, in order) and ``self.pool`` (max-pool between blocks).
+    """
+
+    pool = False
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x, steps=1, stat_order=None):
+        # x: (N, C, W, W) -> latent (N, dim), skips [(N, C_k, W_k, W_k)] from full to low resolution
+        skips = []
+        h = x
+        for k, name in enumerate(self.blocks):
+            if k > 0 and self.pool:
+                h = F.max_pool2d(h, 2, 2)
+            h = getattr(self, name)(h, steps, stat_order)
+            skips.append(h)
+        return h.reshape(-1, self.dim), skips[:-1]
+
+
+class SkipDecoder(nn.Module):
+    """Decoder made of blocks ``upc1..upcK``; block k>1 takes the previous output and a skip.
+
+    Subclasses set ``self.blocks`` and ``self.upsample`` (nearest 2x before each block after the first).
+    """
+
+    upsample = False
+
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, vec, skips, steps=1, stat_order=None):
+        # vec: (N, dim); skips as returned by the encoder -> (N, C, W, W) in [0, 1]
+        d = getattr(self, self.blocks[0])(vec.reshape(-1, self.dim, 1, 1), steps, stat_order)
+        for k, name in enumerate(self.blocks[1:]):
+            if self.upsample:
+                d = F.interpolate(d, scale_factor=2, mode="nearest")
+            d = getattr(self, name)(torch.cat([d, skips[-1 - k]], 1), steps, stat_order)
+        return d

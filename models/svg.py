@@ -1,0 +1,212 @@
+"""The SVG model: encoder, decoder, frame predictor, posterior and (for SVG-LP) a learned prior.
+
+SVG-LP and SVG-FP differ only in the prior: LP learns a Gaussian LSTM prior
+p(z_t | x_{1:t-1}); FP uses N(0, I) and has no prior network.
+
+Training runs every frame of a batch through the encoder in one call and all
+predicted frames through the decoder in one call; only the LSTMs step through
+time. Batch norm keeps per-time-step statistics (see ``models.layers``), so the
+objective equals the 2018 per-step loop exactly.
+"""
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from models import BACKBONES
+from models.layers import init_weights
+from models.lstm import LSTM, GaussianLSTM, reparameterize
+
+
+@dataclass
+class SVGConfig:
+    """Everything needed to rebuild an SVG model (stored in every checkpoint)."""
+
+    model: str = "dcgan"          # backbone: dcgan | vgg
+    image_width: int = 64         # 64 | 128
+    channels: int = 1
+    g_dim: int = 128              # encoder output / decoder input size
+    z_dim: int = 10
+    rnn_size: int = 256
+    predictor_rnn_layers: int = 2
+    posterior_rnn_layers: int = 1
+    prior_rnn_layers: int = 1
+    learned_prior: bool = True    # True: SVG-LP, False: SVG-FP
+    last_frame_skip: bool = False  # skip features from the previous frame at every step
+    skip_from_last_conditioning: bool = False  # paper wording instead of the 2018 code (see README)
+
+    def __post_init__(self):
+        if (self.model, self.image_width) not in BACKBONES:
+            known = ", ".join(f"{m} at {w}x{w}" for m, w in BACKBONES)
+            raise ValueError(f"no backbone '{self.model}' for image width {self.image_width}; known: {known}")
+        for name in ("channels", "g_dim", "z_dim", "rnn_size", "predictor_rnn_layers", "posterior_rnn_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.learned_prior and self.prior_rnn_layers < 1:
+            raise ValueError(f"prior_rnn_layers must be at least 1, got {self.prior_rnn_layers}")
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def gaussian_kl(mu, logvar, mu_p, logvar_p):
+    """Elementwise KL(N(mu, exp(logvar)) || N(mu_p, exp(logvar_p)))."""
+    return 0.5 * (logvar_p - logvar) + (logvar.exp() + (mu - mu_p) ** 2) / (2 * logvar_p.exp()) - 0.5
+
+
+class SVG(nn.Module):
+    def __init__(self, config: SVGConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        encoder_cls, decoder_cls = BACKBONES[(c.model, c.image_width)]
+        self.encoder = encoder_cls(c.g_dim, c.channels)
+        self.decoder = decoder_cls(c.g_dim, c.channels)
+        self.frame_predictor = LSTM(c.g_dim + c.z_dim, c.g_dim, c.rnn_size, c.predictor_rnn_layers)
+        self.posterior = GaussianLSTM(c.g_dim, c.z_dim, c.rnn_size, c.posterior_rnn_layers)
+        self.prior = GaussianLSTM(c.g_dim, c.z_dim, c.rnn_size, c.prior_rnn_layers) if c.learned_prior else None
+        self.apply(init_weights)
+
+    # ------------------------------------------------------------------ skips
+    def skip_frame(self, i, n_past):
+        """Index of the frame whose skip features decode step i (the step that predicts frame i).
+
+        2018 code: the skips are refreshed while i < n_past, so predicted frames use frame
+        n_past-2. ``skip_from_last_conditioning``: frame n_past-1, as the paper words it.
+        ``last_frame_skip``: always the previous frame.
+        """
+        if self.config.last_frame_skip or i < n_past:
+            return i - 1
+        last = n_past - 1 if self.config.skip_from_last_conditioning else n_past - 2
+        return max(last, 0)  # the 2018 code has no skip at all when n_past == 1
+
+    # --------------------------------------------------------------- training
+    def teacher_forced(self, x, n_past):
+        """One teacher-forced pass over x: (B, T, C, H, W) in [0, 1].
+
+        Returns x_pred (B, T-1, C, H, W) for frames 1..T-1 and the posterior and prior
+        parameters (B, T-1, z_dim) of every step.
+        """
+        B, T = x.shape[:2]
+        if T < 2:
+            raise ValueError(f"need at least 2 frames per sequence, got {T}")
+        frames = x.reshape(B * T, *x.shape[2:])
+        # 2018 order of encoder calls: x[i-1] then x[i], for i = 1..T-1
+        order = [t for i in range(1, T) for t in (i - 1, i)]
+        h_all, skips_all = self.encoder(frames, steps=T, stat_order=order)
+        h_all = h_all.view(B, T, -1)
+
+        post_state = self.posterior.init_state(B, x.device, h_all.dtype)
+        pred_state = self.frame_predictor.init_state(B, x.device, h_all.dtype)
+        prior_state = self.prior.init_state(B, x.device, h_all.dtype) if self.prior is not None else None
+        mus, logvars, mus_p, logvars_p, h_preds = [], [], [], [], []
+        for i in range(1, T):
+            h, h_target = h_all[:, i - 1], h_all[:, i]
+            (mu, logvar), post_state = self.posterior(h_target, post_state)
+            z = reparameterize(mu, logvar)
+            if self.prior is not None:
+                (mu_p, logvar_p), prior_state = self.prior(h, prior_state)
+                mus_p.append(mu_p)
+                logvars_p.append(logvar_p)
+            h_pred, pred_state = self.frame_predictor(torch.cat([h, z], 1), pred_state)
+            mus.append(mu)
+            logvars.append(logvar)
+            h_preds.append(h_pred)
+
+        # decode all T-1 predictions in one call, each with its step's skip features
+        idx = torch.tensor([self.skip_frame(i, n_past) for i in range(1, T)], device=x.device)
+        skips = [s.view(B, T, *s.shape[1:]).index_select(1, idx).reshape(B * (T - 1), *s.shape[1:])
+                 for s in skips_all]
+        h_pred = torch.stack(h_preds, 1).reshape(B * (T - 1), -1)
+        x_pred = self.decoder(h_pred, skips, steps=T - 1).view(B, T - 1, *x.shape[2:])
+        mu, logvar = torch.stack(mus, 1), torch.stack(logvars, 1)
+        if self.prior is not None:
+            mu_p, logvar_p = torch.stack(mus_p, 1), torch.stack(logvars_p, 1)
+        else:
+            mu_p, logvar_p = torch.zeros_like(mu), torch.zeros_like(logvar)
+        return x_pred, mu, logvar, mu_p, logvar_p
+
+    def forward(self, x, n_past):
+        """The 2018 training objective on x: (B, T, C, H, W).
+
+        Returns (mse, kld): mse = sum over steps of the per-step mean squared error,
+        kld = sum over steps of KL(q || p) summed over z and averaged over the batch.
+        The loss to minimise is ``mse + beta * kld``.
+        """
+        x_pred, mu, logvar, mu_p, logvar_p = self.teacher_forced(x, n_past)
+        mse = ((x_pred - x[:, 1:]) ** 2).mean(dim=(0, 2, 3, 4)).sum()
+        kld = gaussian_kl(mu, logvar, mu_p, logvar_p).sum() / x.shape[0]
+        return mse, kld
+
+    # --------------------------------------------------------------- sampling
+    @torch.no_grad()
+    def sample(self, x, n_past, n_future, nsample=1):
+        """Sample nsample futures for each sequence of x: (B, >= n_past, C, H, W).
+
+        Conditioning steps use posterior samples (and warm the prior up, as in 2018); later
+        steps draw z from the learned prior (LP) or N(0, I) (FP), and re-encode the generated
+        frame. Returns (B, nsample, n_past + n_future, C, H, W): the conditioning frames, then
+        the predictions. All nsample samples run as one batch.
+        """
+        return self._rollout(x, n_past, n_past + n_future, nsample, posterior_mean=False)
+
+    @torch.no_grad()
+    def posterior_rollout(self, x, n_past):
+        """The 2018 "approximate posterior" rollout: z = posterior mean given the true next frame.
+
+        x: (B, T, C, H, W) -> (B, T, C, H, W); frames from n_past on are generated.
+        """
+        return self._rollout(x, n_past, x.shape[1], 1, posterior_mean=True)[:, 0]
+
+    def _rollout(self, x, n_past, n_total, nsample, posterior_mean):
+        B = x.shape[0]
+        if n_past < 1:
+            raise ValueError(f"n_past must be at least 1, got {n_past}")
+        known = n_total if posterior_mean else n_past
+        if x.shape[1] < known:
+            raise ValueError(f"need {known} frames per sequence, got {x.shape[1]}")
+        gt = x[:, :known]
+        # Ground-truth frames are the same for every sample: encode them once, then repeat.
+        # Batch norm (when in train mode) groups frames by time step, as the 2018 calls did.
+        h_gt, skips_gt = self.encoder(gt.reshape(B * known, *x.shape[2:]), steps=known)
+        rep = lambda t: t.reshape(B, known, *t.shape[1:]).repeat_interleave(nsample, 0)  # noqa: E731
+        h_gt, skips_gt = rep(h_gt), [rep(s) for s in skips_gt]
+        n = B * nsample
+        dev, dt = h_gt.device, h_gt.dtype
+        post_state = self.posterior.init_state(n, dev, dt)
+        pred_state = self.frame_predictor.init_state(n, dev, dt)
+        prior_state = self.prior.init_state(n, dev, dt) if self.prior is not None else None
+
+        out = [x[:, t].repeat_interleave(nsample, 0) for t in range(n_past)]
+        fixed = self.skip_frame(n_past, n_past)
+        skip = None
+        x_in = None
+        for i in range(1, n_total):
+            if i - 1 < n_past:
+                h, cur_skips = h_gt[:, i - 1], [s[:, i - 1] for s in skips_gt]
+            else:
+                # one encoder call per generated frame; batch-norm groups = samples (2018: one call each)
+                h, cur_skips = self.encoder(x_in, steps=nsample)
+            if self.config.last_frame_skip or i < n_past:
+                skip = cur_skips
+            elif i == n_past:
+                skip = [s[:, fixed] for s in skips_gt]
+
+            if posterior_mean:
+                (z, _), post_state = self.posterior(h_gt[:, i], post_state)
+            elif i < n_past:
+                (mu, logvar), post_state = self.posterior(h_gt[:, i], post_state)
+                z = reparameterize(mu, logvar)
+                if self.prior is not None:
+                    _, prior_state = self.prior(h, prior_state)
+            elif self.prior is not None:
+                (mu_p, logvar_p), prior_state = self.prior(h, prior_state)
+                z = reparameterize(mu_p, logvar_p)
+            else:
+                z = torch.randn(n, self.config.z_dim, device=dev, dtype=dt)
+
+            h_pred, pred_state = self.frame_predictor(torch.cat([h, z], 1), pred_state)
+            if i >= n_past:
+                x_in = self.decoder(h_pred, skip, steps=nsample)
+                out.append(x_in)
+        return torch.stack(out, 1).view(B, nsample, n_total, *x.shape[2:])

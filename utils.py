@@ -1,0 +1,77 @@
+"""Small shared helpers: device choice, seeding, image grids, PNG and GIF writing, atomic files."""
+import json
+import os
+import tempfile
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+
+def choose_device(name="auto"):
+    """'auto' -> CUDA when present, else CPU; otherwise torch.device(name)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' asked for, but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def derived_seed(*parts):
+    """A 63-bit seed that depends on every part (e.g. seed, epoch, rank)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def to_rgb(image):
+    """(C, H, W) float tensor in [0, 1] with 1 or 3 channels -> (3, H, W)."""
+    image = image.detach().float().cpu().clamp(0, 1)
+    return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+
+
+def image_grid(rows, padding=1, pad_value=1.0):
+    """rows: list of lists of (C, H, W) images of one size -> one (3, H', W') image, white gaps."""
+    h, w = rows[0][0].shape[-2:]
+    ncol = max(len(r) for r in rows)
+    grid = torch.full((3, len(rows) * (h + padding) - padding, ncol * (w + padding) - padding), pad_value)
+    for i, row in enumerate(rows):
+        for j, img in enumerate(row):
+            grid[:, i * (h + padding): i * (h + padding) + h, j * (w + padding): j * (w + padding) + w] = to_rgb(img)
+    return grid
+
+
+def to_uint8_hwc(image):
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    return (to_rgb(image).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def save_png(path, image):
+    iio.imwrite(path, to_uint8_hwc(image))
+
+
+def save_gif(path, frames, duration_s=0.25):
+    """frames: list of (C, H, W) float images in [0, 1]; a looping GIF of uint8 frames."""
+    iio.imwrite(path, np.stack([to_uint8_hwc(f) for f in frames]), duration=int(duration_s * 1000), loop=0,
+                extension=".gif")
+
+
+def atomic_write(path, write):
+    """Call write(tmp_path), then move tmp_path onto path: readers never see a half-written file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path, obj):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+    atomic_write(path, write)
