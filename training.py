@@ -217,10 +217,16 @@ def train(args, learned_prior):
     if args.resume or args.model_dir:
         source = args.resume or args.model_dir
         ckpt = load_checkpoint(os.path.join(source, "model.pth"))
-        keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads", "resume", "model_dir")}
+        defaults = build_parser(learned_prior)
+        # flags a resumed run may change; every other setting comes from the checkpoint
+        keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads")
+                if getattr(args, k) != defaults.get_default(k) or k == "niter"}
+        keep.update(resume=args.resume, model_dir=args.model_dir)
         if args.model_dir:
             keep["optimizer"] = args.optimizer  # the 2018 --model_dir kept the new optimizer flag
         args = argparse.Namespace(**{**ckpt["args"], **keep})
+        if args.niter <= ckpt["epoch"] + 1:
+            raise UsageError(f"the run already has {ckpt['epoch'] + 1} epochs; pass --niter larger than that")
         run = Run(args.resume or os.path.join(args.model_dir, "continued"))
         start_epoch = ckpt["epoch"] + 1
     else:

