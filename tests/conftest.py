@@ -4,3 +4,25 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+import pytest  # noqa: E402
+
+
+def make_checkpoint(path, seed=0, **config):
+    """A small, randomly initialised SVG checkpoint in the training scripts' format."""
+    import torch
+
+    from checkpoint import save_checkpoint
+    from models.svg import SVG, SVGConfig
+    torch.manual_seed(seed)
+    cfg = SVGConfig(**{"g_dim": 16, "z_dim": 4, "rnn_size": 32, **config})
+    model = SVG(cfg)
+    save_checkpoint(str(path), {"kind": "svg-lp" if cfg.learned_prior else "svg-fp", "config": cfg.to_dict(),
+                                "model": model.state_dict(), "epoch": 0, "step": 0, "args": {},
+                                "dataset": "smmnist", "n_past": 2, "n_future": 2})
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")

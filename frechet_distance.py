@@ -1,0 +1,407 @@
+"""Fréchet distance (and KID) between two sets of frames, with features from a trained SVG encoder.
+
+Layers, as in pytorch-fid: images -> features (the SVG encoder) -> statistics (mean and covariance
+in float64, streamed) -> distance. Importing this module has no side effects.
+
+    from frechet_distance import frechet_distance
+    d = frechet_distance(images1, images2)          # the shipped SM-MNIST SVG-LP encoder
+
+Input range rule: uint8 (and other integer) images are in [0, 255]. Float images are taken as
+[0, 1] when all values lie in [0, 1], and as [0, 255] when the maximum exceeds 2 (and all values
+lie in [0, 255]); a maximum in (1, 2] is ambiguous and raises an error. Pass
+``value_range=(0, 1)`` or ``(0, 255)`` to decide yourself.
+
+A note on features: SVG passes appearance to the decoder through skip connections, so the
+encoder's latent vector (the default feature) describes pose and motion more than static content.
+``features="latent+skips"`` appends globally pooled skip-connection features.
+"""
+import argparse
+import os
+import sys
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+PRETRAINED_DIR = os.path.join(ROOT, "pretrained_models")
+PRETRAINED = {"smmnist": "svglp_smmnist2.pth"}  # dataset name -> file in pretrained_models/
+DEFAULT_MODEL_PATH = os.path.join(PRETRAINED_DIR, PRETRAINED["smmnist"])
+FEATURES = ("latent", "latent+skips")
+_MODEL_CACHE = {}
+
+
+class InputError(ValueError):
+    """Images that cannot be compared as given; the message names the problem and the fix."""
+
+
+# ----------------------------------------------------------------------------- distance
+def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2):
+    """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1^1/2 S2 S1^1/2)^1/2), in float64.
+
+    The trace of the matrix square root comes from a symmetric eigen-decomposition (no
+    ``scipy.linalg.sqrtm``), so the result is always real. Rounding can make it slightly negative
+    for (near-)identical statistics; that value is returned as is, not clipped.
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise InputError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
+    for name, a in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"{name} contains NaN or infinite values")
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * _trace_sqrt_product(s1, s2))
+
+
+def _psd_sqrt(s):
+    w, v = np.linalg.eigh((s + s.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def _trace_sqrt_product(s1, s2):
+    """tr((S1 S2)^1/2) = sum of sqrt of eigenvalues of the PSD matrix S1^1/2 S2 S1^1/2."""
+    r = _psd_sqrt(s1)
+    m = r @ s2 @ r
+    return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
+
+
+def frechet_distance_from_features(f1, f2):
+    """Fréchet distance between two feature sets (N1, d) and (N2, d), in float64.
+
+    With fewer samples than dimensions it uses the nuclear-norm form, tr((S1 S2)^1/2) =
+    ||X1c X2c^T||_* / sqrt((N1-1)(N2-1)), which is exact and works on N x N matrices.
+    """
+    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    for name, f in (("first", f1), ("second", f2)):
+        if f.ndim != 2 or f.shape[0] < 2:
+            raise InputError(f"the {name} feature set must be (N >= 2, d), got shape {f.shape}")
+    if f1.shape[1] != f2.shape[1]:
+        raise InputError(f"feature dimensions differ: {f1.shape[1]} vs {f2.shape[1]}")
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    x1, x2 = f1 - mu1, f2 - mu2
+    n1, n2 = len(f1), len(f2)
+    if min(n1, n2) < f1.shape[1]:
+        tr1 = (x1 ** 2).sum() / (n1 - 1)
+        tr2 = (x2 ** 2).sum() / (n2 - 1)
+        nuclear = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
+        return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * nuclear)
+    return frechet_distance_from_statistics(mu1, np.cov(x1, rowvar=False), mu2, np.cov(x2, rowvar=False))
+
+
+def kernel_distance_from_features(f1, f2, num_subsets=100, subset_size=1000, seed=0):
+    """Unbiased KID (MMD^2 with the kernel (x.y/d + 1)^3) over seeded random subsets: (mean, std error)."""
+    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    m = min(subset_size, len(f1), len(f2))
+    if m < 2:
+        raise InputError("KID needs at least 2 samples in each set")
+    d = f1.shape[1]
+    rng = np.random.default_rng(seed)
+    values = np.empty(num_subsets)
+    for k in range(num_subsets):
+        a = f1[rng.choice(len(f1), m, replace=False)]
+        b = f2[rng.choice(len(f2), m, replace=False)]
+        kaa, kbb, kab = (a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3
+        values[k] = ((kaa.sum() - np.trace(kaa)) / (m * (m - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1))
+                     - 2 * kab.mean())
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(num_subsets) if num_subsets > 1 else 0.0)
+
+
+# ----------------------------------------------------------------------------- statistics
+class RunningStatistics:
+    """Mean and covariance accumulated batch by batch in float64 (sets larger than memory)."""
+
+    def __init__(self):
+        self.n, self.shift, self.sum, self.outer = 0, None, None, None
+
+    def update(self, features):
+        f = np.asarray(features, np.float64)
+        if self.shift is None:
+            self.shift = f.mean(0)  # shifting by a first estimate keeps the sums well conditioned
+            self.sum = np.zeros_like(self.shift)
+            self.outer = np.zeros((f.shape[1], f.shape[1]))
+        f = f - self.shift
+        self.n += len(f)
+        self.sum += f.sum(0)
+        self.outer += f.T @ f
+
+    def result(self):
+        """(mu, sigma, n)."""
+        if self.n < 2:
+            raise InputError(f"need at least 2 images to compute statistics, got {self.n}")
+        mean = self.sum / self.n
+        cov = (self.outer - self.n * np.outer(mean, mean)) / (self.n - 1)
+        return mean + self.shift, (cov + cov.T) / 2, self.n
+
+
+def save_statistics(path, mu, sigma, n=None):
+    np.savez(path, mu=mu, sigma=sigma, **({} if n is None else {"n": n}))
+
+
+def load_statistics(path):
+    """(mu, sigma) from an .npz file with arrays 'mu' and 'sigma'."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no statistics file at '{path}'")
+    with np.load(path) as f:
+        if "mu" not in f or "sigma" not in f:
+            raise InputError(f"'{path}' has no 'mu' and 'sigma' arrays")
+        return f["mu"], f["sigma"]
+
+
+# ----------------------------------------------------------------------------- images
+def _to_tensor(images):
+    if isinstance(images, np.ndarray):
+        if images.dtype.kind not in "uif":
+            raise InputError(f"images must be numeric, got dtype {images.dtype}")
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if not isinstance(images, torch.Tensor):
+        raise InputError(f"images must be a torch tensor or numpy array, got {type(images).__name__}")
+    if images.dtype == torch.bool or images.is_complex():
+        raise InputError(f"images must be real numbers, got dtype {images.dtype}")
+    return images
+
+
+def prepare_images(images, width, channels, value_range=None):
+    """Validate and convert images to float32 (N, channels, width, width) in [0, 1].
+
+    Accepts (N, C, H, W) or videos (N, T, C, H, W) with C in {1, 3}; see the module docstring for
+    the value-range rule.
+    """
+    x = _to_tensor(images)
+    if x.dim() == 5:
+        x = x.reshape(-1, *x.shape[2:])
+    if x.dim() != 4:
+        raise InputError(f"images must be (N, C, H, W) or (N, T, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise InputError("the image set is empty")
+    if x.shape[1] not in (1, 3):
+        raise InputError(f"images must have 1 or 3 channels in dimension 1 (N, C, H, W), got {x.shape[1]}; "
+                         "channels-last arrays need .permute(0, 3, 1, 2)")
+    integer = not x.is_floating_point()
+    x = x.float() if integer else x.to(torch.float32)
+    if not torch.isfinite(x).all():
+        raise InputError("images contain NaN or infinite values")
+    lo, hi = x.min().item(), x.max().item()
+    if value_range is None:
+        if integer or (hi > 2 and lo >= 0):
+            value_range = (0, 255)
+        elif lo >= 0 and hi <= 1:
+            value_range = (0, 1)
+        elif lo >= 0 and hi <= 2:
+            raise InputError(f"float images with maximum {hi:.3g} are ambiguous (between [0, 1] and [0, 255]); "
+                             "pass value_range=(0, 1) or (0, 255)")
+        else:
+            raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside [0, 1] and [0, 255]; "
+                             "rescale them or pass value_range=(low, high)")
+    low, high = value_range
+    if lo < low - 1e-6 or hi > high + 1e-6:
+        raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside value_range {value_range}")
+    x = (x - low) / (high - low)
+    if x.shape[1] != channels:
+        if channels == 1:  # ITU-R 601 luma, as PIL's convert('L')
+            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        else:
+            x = x.expand(-1, 3, -1, -1)
+    if x.shape[-2:] != (width, width):
+        x = F.interpolate(x, size=(width, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    return x.contiguous()
+
+
+# ----------------------------------------------------------------------------- model
+def resolve_model_path(model_path=None, dataset=None):
+    if dataset is not None:
+        if dataset not in PRETRAINED:
+            raise InputError(f"unknown dataset '{dataset}'; pretrained models exist for: {', '.join(PRETRAINED)}")
+        path = os.path.join(PRETRAINED_DIR, PRETRAINED[dataset])
+        if not os.path.isfile(path):
+            shipped = [k for k, v in PRETRAINED.items() if os.path.isfile(os.path.join(PRETRAINED_DIR, v))]
+            raise FileNotFoundError(f"the pretrained model for '{dataset}' is not shipped ({path}); "
+                                    f"available: {', '.join(shipped) or 'none'}")
+        return path
+    path = os.path.abspath(model_path or DEFAULT_MODEL_PATH)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no model file at '{path}'; pass model_path= a checkpoint from train_svg_lp.py")
+    return path
+
+
+def load_encoder(model_path=None, device=None, dataset=None):
+    """(encoder in eval mode, config) from a checkpoint, cached in memory by (path, device)."""
+    from checkpoint import load_model
+    path = resolve_model_path(model_path, dataset)
+    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    key = (path, str(device))
+    if key not in _MODEL_CACHE:
+        model, _ = load_model(path, device)
+        _MODEL_CACHE[key] = (model.encoder.eval(), model.config)
+    return _MODEL_CACHE[key]
+
+
+def clear_model_cache():
+    """Forget every cached encoder (frees its memory)."""
+    _MODEL_CACHE.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class FrechetDistanceCalculator:
+    """Features, statistics and distances with one SVG encoder (loaded once, cached)."""
+
+    def __init__(self, model_path=None, dataset=None, device=None, batch_size=100, features="latent",
+                 value_range=None):
+        if features not in FEATURES:
+            raise InputError(f"features must be one of {FEATURES}, got '{features}'")
+        self.encoder, self.config = load_encoder(model_path, device, dataset)
+        self.device = next(self.encoder.parameters()).device
+        self.batch_size = batch_size
+        self.features = features
+        self.value_range = value_range
+        self.mu, self.sigma, self.n = None, None, None
+
+    @property
+    def feature_dim(self):
+        if self.features == "latent":
+            return self.config.g_dim
+        with torch.inference_mode():
+            return self._features(torch.zeros(1, self.config.channels, self.config.image_width,
+                                              self.config.image_width, device=self.device)).shape[1]
+
+    def _features(self, x):
+        h, skips = self.encoder(x)
+        if self.features == "latent":
+            return h
+        return torch.cat([h] + [s.mean(dim=(2, 3)) for s in skips], 1)
+
+    def _batches(self, images):
+        if isinstance(images, (torch.Tensor, np.ndarray)):
+            yield images
+        else:
+            yield from images
+
+    def extract_features(self, images):
+        """(N, d) float64 numpy features of images (array, tensor, or an iterable of batches)."""
+        out = []
+        with torch.inference_mode():
+            for batch in self._batches(images):
+                x = prepare_images(batch, self.config.image_width, self.config.channels, self.value_range)
+                for k in range(0, len(x), self.batch_size):
+                    xb = x[k:k + self.batch_size].to(self.device)
+                    out.append(self._features(xb).double().cpu().numpy())
+        if not out:
+            raise InputError("the image set is empty")
+        return np.concatenate(out)
+
+    def compute_statistics(self, images):
+        """(mu, sigma, n) of the features, streamed in float64; also kept for save_statistics()."""
+        stats = RunningStatistics()
+        with torch.inference_mode():
+            for batch in self._batches(images):
+                stats.update(self.extract_features(batch))
+        self.mu, self.sigma, self.n = stats.result()
+        self._warn_small(self.n)
+        return self.mu, self.sigma, self.n
+
+    def save_statistics(self, path):
+        if self.mu is None:
+            raise RuntimeError("call compute_statistics(images) before save_statistics(path)")
+        save_statistics(path, self.mu, self.sigma, self.n)
+
+    load_statistics = staticmethod(load_statistics)
+
+    def _warn_small(self, n):
+        if n < self.feature_dim:
+            warnings.warn(f"a set has {n} samples, fewer than the feature dimension {self.feature_dim}: the "
+                          "covariance is singular and the distance is strongly biased; compare sets of equal "
+                          "size or use kernel_distance()", stacklevel=3)
+
+    def calculate_frechet_distance_from_features(self, f1, f2):
+        return frechet_distance_from_features(f1, f2)
+
+    def __call__(self, images1, images2):
+        f1, f2 = self.extract_features(images1), self.extract_features(images2)
+        for f in (f1, f2):
+            if len(f) < 2:
+                raise InputError(f"each set needs at least 2 images, got {len(f)}")
+            self._warn_small(len(f))
+        return frechet_distance_from_features(f1, f2)
+
+    def kernel_distance(self, images1, images2, num_subsets=100, subset_size=1000, seed=0):
+        """(KID mean, standard error) between two image sets."""
+        return kernel_distance_from_features(self.extract_features(images1), self.extract_features(images2),
+                                             num_subsets, subset_size, seed)
+
+
+def frechet_distance(images1, images2, model_path=None, device=None, dataset=None, batch_size=100,
+                     features="latent", value_range=None):
+    """Fréchet distance between two image sets with an SVG encoder (cached across calls).
+
+    images: (N, C, H, W) or (N, T, C, H, W), torch or numpy, uint8 or float (see the range rule
+    above). ``model_path`` defaults to pretrained_models/svglp_smmnist2.pth; ``dataset`` picks a
+    shipped model by name; ``device=None`` uses CUDA when present.
+    """
+    calc = FrechetDistanceCalculator(model_path, dataset, device, batch_size, features, value_range)
+    return calc(images1, images2)
+
+
+# ----------------------------------------------------------------------------- command line
+def _load_input(path):
+    """Images from a folder of images, .npy or .pt; or ('stats', mu, sigma) from .npz."""
+    if os.path.isdir(path):
+        import imageio.v3 as iio
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
+        if not names:
+            raise InputError(f"no .png/.jpg images in folder '{path}'")
+        imgs = [iio.imread(os.path.join(path, n)) for n in names]
+        imgs = [i[..., None] if i.ndim == 2 else i[..., :3] for i in imgs]
+        return np.stack(imgs).transpose(0, 3, 1, 2)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file or folder: '{path}'")
+    if path.endswith(".npz"):
+        return ("stats",) + load_statistics(path)
+    if path.endswith(".npy"):
+        return np.load(path)
+    if path.endswith(".pt"):
+        return torch.load(path, weights_only=True)
+    raise InputError(f"'{path}': use a folder of images, .npy, .pt or an .npz of statistics")
+
+
+def main(argv=None):
+    from checkpoint import CheckpointError
+    p = argparse.ArgumentParser(description="Fréchet distance between two image sets with an SVG encoder.")
+    p.add_argument("inputs", nargs="*", help="two inputs: image folders, .npy, .pt, or .npz statistics")
+    p.add_argument("--model-path", default=None, help="SVG checkpoint (default: the shipped SM-MNIST model)")
+    p.add_argument("--dataset", default=None, help=f"shipped model by name: {', '.join(PRETRAINED)}")
+    p.add_argument("--device", default=None)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--features", default="latent", choices=FEATURES)
+    p.add_argument("--save-stats", action="store_true", help="write the statistics of input 1 to input 2 (.npz)")
+    args = p.parse_args(argv)
+    try:
+        calc = FrechetDistanceCalculator(args.model_path, args.dataset, args.device, args.batch_size, args.features)
+        if not args.inputs:
+            # the basic example: two random image sets
+            g = torch.Generator().manual_seed(0)
+            a = torch.rand(200, 1, 64, 64, generator=g)
+            b = torch.rand(200, 1, 64, 64, generator=g) ** 2
+            print(f"Fréchet distance between two random image sets: {calc(a, b):.4f}")
+            return 0
+        if len(args.inputs) != 2:
+            raise InputError("give two inputs (or none for the basic example)")
+        if args.save_stats:
+            data = _load_input(args.inputs[0])
+            calc.compute_statistics(data)
+            calc.save_statistics(args.inputs[1])
+            print(f"saved statistics of {calc.n} images to {args.inputs[1]}")
+            return 0
+        stats = []
+        for path in args.inputs:
+            data = _load_input(path)
+            stats.append(data[1:] if isinstance(data, tuple) else calc.compute_statistics(data)[:2])
+        print(f"{frechet_distance_from_statistics(*stats[0], *stats[1]):.6f}")
+        return 0
+    except (InputError, FileNotFoundError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

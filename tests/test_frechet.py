@@ -1,0 +1,205 @@
+"""frechet_distance.py: closed forms, float64 reference, N < d, every bad input, cache, statistics, CLI."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+import frechet_distance as fd
+from tests.conftest import ROOT, make_checkpoint
+
+
+def random_cov(d, rng, cond=10.0):
+    q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+    return (q * np.linspace(1.0, cond, d)) @ q.T
+
+
+def sqrtm_reference(mu1, s1, mu2, s2):
+    covmean = scipy.linalg.sqrtm(s1 @ s2)
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real))
+
+
+def test_equal_covariances_give_squared_mean_difference():
+    rng = np.random.default_rng(0)
+    s = random_cov(16, rng)
+    mu1, mu2 = rng.standard_normal(16), rng.standard_normal(16)
+    assert fd.frechet_distance_from_statistics(mu1, s, mu2, s) == pytest.approx(((mu1 - mu2) ** 2).sum(), rel=1e-9)
+
+
+def test_agrees_with_float64_sqrtm_on_well_conditioned_covariances():
+    rng = np.random.default_rng(1)
+    for d in (2, 16, 64):
+        mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+        s1, s2 = random_cov(d, rng), random_cov(d, rng, cond=5)
+        ours = fd.frechet_distance_from_statistics(mu1, s1, mu2, s2)
+        assert isinstance(ours, float)
+        assert ours == pytest.approx(sqrtm_reference(mu1, s1, mu2, s2), rel=1e-8)
+
+
+def test_one_dimensional_closed_form():
+    # two Gaussians N(m1, a^2), N(m2, b^2): (m1 - m2)^2 + (a - b)^2
+    assert fd.frechet_distance_from_statistics([1.0], [[4.0]], [3.0], [[9.0]]) == pytest.approx(4 + 1)
+
+
+def test_identical_sets_give_zero():
+    f = np.random.default_rng(2).standard_normal((500, 32))
+    assert abs(fd.frechet_distance_from_features(f, f)) < 1e-10
+    small = f[:10]  # N < d: the nuclear-norm form
+    assert abs(fd.frechet_distance_from_features(small, small)) < 1e-10
+
+
+def test_fewer_samples_than_dimensions_matches_full_formula():
+    rng = np.random.default_rng(3)
+    f1, f2 = rng.standard_normal((20, 50)), rng.standard_normal((30, 50)) + 0.3
+    nuclear = fd.frechet_distance_from_features(f1, f2)
+    full = fd.frechet_distance_from_statistics(f1.mean(0), np.cov(f1, rowvar=False), f2.mean(0),
+                                               np.cov(f2, rowvar=False))
+    assert nuclear == pytest.approx(full, rel=1e-6)
+
+
+def test_streaming_statistics_equal_numpy():
+    rng = np.random.default_rng(4)
+    f = rng.standard_normal((1000, 8)) * 3 + 100
+    stats = fd.RunningStatistics()
+    for k in range(0, 1000, 128):
+        stats.update(f[k:k + 128])
+    mu, sigma, n = stats.result()
+    assert n == 1000
+    np.testing.assert_allclose(mu, f.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(sigma, np.cov(f, rowvar=False), rtol=1e-9)
+
+
+def test_kid_is_near_zero_for_same_distribution_and_positive_otherwise():
+    rng = np.random.default_rng(5)
+    a, b, c = rng.standard_normal((300, 8)), rng.standard_normal((300, 8)), rng.standard_normal((300, 8)) + 1
+    same, se = fd.kernel_distance_from_features(a, b, num_subsets=20, subset_size=200)
+    diff, _ = fd.kernel_distance_from_features(a, c, num_subsets=20, subset_size=200)
+    assert abs(same) < 3 * se + 1e-3 and diff > 10 * abs(same) and se > 0
+
+
+@pytest.fixture
+def calc(tiny_checkpoint):
+    return fd.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu")
+
+
+def test_images_distance_is_zero_for_identical_sets_and_grows_with_noise(calc):
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(40, 1, 64, 64, generator=g) ** 3
+    assert abs(calc(a, a)) < 1e-10
+    d1 = calc(a, (a + 0.1 * torch.rand(a.shape, generator=g)).clamp(0, 1))
+    d2 = calc(a, (a + 0.5 * torch.rand(a.shape, generator=g)).clamp(0, 1))
+    assert 0 < d1 < d2
+
+
+def test_input_forms_agree(calc):
+    a = torch.rand(6, 1, 64, 64)
+    f = calc.extract_features(a)
+    assert f.dtype == np.float64 and f.shape == (6, 16)
+    np.testing.assert_allclose(calc.extract_features(a.numpy()), f, atol=1e-6)
+    np.testing.assert_allclose(calc.extract_features(a * 255), f, atol=1e-5)
+    u8 = (a * 255).round().to(torch.uint8)
+    np.testing.assert_allclose(calc.extract_features(u8), calc.extract_features(u8.float() / 255), atol=1e-6)
+    video = a.view(3, 2, 1, 64, 64)
+    np.testing.assert_allclose(calc.extract_features(video), f, atol=1e-6)
+    np.testing.assert_allclose(calc.extract_features([a[:2], a[2:]]), f, atol=1e-6)
+    rgb = calc.extract_features(a.expand(-1, 3, -1, -1))
+    np.testing.assert_allclose(rgb, f, atol=1e-5)  # gray -> RGB -> luma is the identity
+    big = torch.nn.functional.interpolate(a, size=(128, 128), mode="nearest")
+    assert calc.extract_features(big).shape == f.shape  # resized to the encoder's 64x64
+
+
+@pytest.mark.parametrize("bad,message", [
+    (torch.rand(5, 64, 64), "must be \\(N, C, H, W\\)"),
+    (torch.rand(0, 1, 64, 64), "empty"),
+    (torch.rand(4, 2, 64, 64), "1 or 3 channels"),
+    (torch.full((4, 1, 64, 64), float("nan")), "NaN"),
+    (torch.full((4, 1, 64, 64), float("inf")), "NaN or infinite"),
+    (torch.rand(4, 1, 64, 64) * 1.5, "ambiguous"),
+    (torch.rand(4, 1, 64, 64) - 0.5, "outside"),
+    (np.array([["a"]] * 4), "numeric"),
+    (torch.rand(4, 1, 64, 64) > 0.5, "real numbers"),
+    ([[0.5]], "torch tensor or numpy array"),
+])
+def test_bad_images_raise_clear_errors(calc, bad, message):
+    with pytest.raises(fd.InputError, match=message):
+        calc(bad, torch.rand(4, 1, 64, 64))
+
+
+def test_too_few_images_and_small_sets(calc):
+    with pytest.raises(fd.InputError, match="at least 2"):
+        calc(torch.rand(1, 1, 64, 64), torch.rand(4, 1, 64, 64))
+    with pytest.warns(UserWarning, match="fewer than the feature dimension"):
+        calc(torch.rand(5, 1, 64, 64), torch.rand(5, 1, 64, 64))
+
+
+def test_forced_value_range(tiny_checkpoint):
+    c = fd.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu", value_range=(0, 255))
+    x = torch.rand(4, 1, 64, 64) * 1.5  # ambiguous without value_range
+    assert c.extract_features(x).shape == (4, 16)
+
+
+def test_model_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        fd.frechet_distance(torch.rand(4, 1, 64, 64), torch.rand(4, 1, 64, 64), model_path=str(tmp_path / "x.pth"))
+    with pytest.raises(fd.InputError, match="pretrained models exist for: smmnist"):
+        fd.frechet_distance(torch.rand(4, 1, 64, 64), torch.rand(4, 1, 64, 64), dataset="ucf101")
+    not_svg = tmp_path / "other.pth"
+    torch.save({"weights": torch.zeros(3)}, not_svg)
+    from checkpoint import CheckpointError
+    with pytest.raises(CheckpointError, match="not an svg checkpoint"):
+        fd.frechet_distance(torch.rand(4, 1, 64, 64), torch.rand(4, 1, 64, 64), model_path=str(not_svg))
+
+
+def test_model_is_loaded_once_and_cache_clears(tiny_checkpoint, monkeypatch):
+    import checkpoint
+    calls = []
+    real = checkpoint.load_model
+    monkeypatch.setattr(checkpoint, "load_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fd.clear_model_cache()
+    a = torch.rand(4, 1, 64, 64)
+    for _ in range(3):
+        fd.frechet_distance(a, a, model_path=tiny_checkpoint, device="cpu")
+    assert len(calls) == 1
+    fd.clear_model_cache()
+    fd.frechet_distance(a, a, model_path=tiny_checkpoint, device="cpu")
+    assert len(calls) == 2
+
+
+def test_statistics_roundtrip_and_skip_features(calc, tmp_path, tiny_checkpoint):
+    a = torch.rand(30, 1, 64, 64)
+    mu, sigma, n = calc.compute_statistics(iter([a[:10], a[10:]]))
+    assert n == 30 and mu.dtype == np.float64 and sigma.shape == (16, 16)
+    path = str(tmp_path / "stats.npz")
+    calc.save_statistics(path)
+    mu2, sigma2 = fd.load_statistics(path)
+    np.testing.assert_array_equal(mu, mu2)
+    assert fd.frechet_distance_from_statistics(mu, sigma, mu2, sigma2) == pytest.approx(0, abs=1e-10)
+    skips = fd.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu", features="latent+skips")
+    assert skips.extract_features(a[:3]).shape == (3, 16 + 64 + 128 + 256 + 512)
+
+
+def test_cli_compares_files_and_saves_stats(tiny_checkpoint, tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "a.npy", rng.random((20, 1, 64, 64)).astype(np.float32))
+    torch.save(torch.rand(20, 1, 64, 64), tmp_path / "b.pt")
+    run = lambda *a: subprocess.run([sys.executable, "frechet_distance.py", "--model-path", tiny_checkpoint,  # noqa: E731
+                                     "--device", "cpu", *a], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = run(str(tmp_path / "a.npy"), str(tmp_path / "b.pt"))
+    assert res.returncode == 0, res.stderr
+    value = float(res.stdout.strip())
+    res = run("--save-stats", str(tmp_path / "a.npy"), str(tmp_path / "a.npz"))
+    assert res.returncode == 0 and os.path.exists(tmp_path / "a.npz")
+    res = run(str(tmp_path / "a.npz"), str(tmp_path / "b.pt"))
+    assert float(res.stdout.strip()) == pytest.approx(value, rel=1e-6)
+    res = run(str(tmp_path / "missing.npy"), str(tmp_path / "b.pt"))
+    assert res.returncode == 2 and "no such file" in res.stderr
+
+
+def test_import_has_no_side_effects():
+    res = subprocess.run([sys.executable, "-c", "import frechet_distance, torch; "
+                          "assert not frechet_distance._MODEL_CACHE; print('ok')"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "ok"
