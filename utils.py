@@ -75,3 +75,29 @@ def write_json(path, obj):
         with open(tmp, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=True)
     atomic_write(path, write)
+
+
+def framed(image, color, pad=2):
+    """(C, H, W) image in [0, 1] -> (3, H+2pad, W+2pad) with a tinted border ('green', 'red' or 'none')."""
+    tint = {"green": (0.0, 0.7, 0.0), "red": (0.7, 0.0, 0.0), "none": (1.0, 1.0, 1.0)}[color]
+    h, w = image.shape[-2:]
+    out = torch.tensor(tint).view(3, 1, 1).repeat(1, h + 2 * pad, w + 2 * pad)
+    out[:, pad:pad + h, pad:pad + w] = to_rgb(image)
+    return out
+
+
+def labelled_row(images, labels, font_px=None):
+    """Images side by side with a text label under each: -> (3, H', W') for a GIF frame."""
+    from PIL import Image, ImageDraw, ImageFont
+    h, w = images[0].shape[-2:]
+    font_px = font_px or max(9, w // 7)  # readable at 64x64 and 128x128 frames
+    font = ImageFont.load_default(size=font_px)
+    bar = 2 * font_px + 8
+    row = torch.ones(3, h + bar, len(images) * w)
+    for k, img in enumerate(images):
+        row[:, :h, k * w:(k + 1) * w] = to_rgb(img)
+    pil = Image.fromarray(to_uint8_hwc(row))
+    draw = ImageDraw.Draw(pil)
+    for k, text in enumerate(labels):
+        draw.multiline_text((k * w + 3, h + 3), text, fill=(0, 0, 0), font=font, spacing=1)
+    return torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1).float() / 255

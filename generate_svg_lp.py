@@ -1,0 +1,241 @@
+"""Sample videos from an SVG checkpoint (LP or FP) and evaluate them with the best-of-N protocol.
+
+    python generate_svg_lp.py --model_path RUN/model.pth --log_dir OUT
+
+Writes to --log_dir: one GIF and PNG per test sequence (ground truth, approximate posterior,
+best-SSIM sample, 3 random samples), metrics.csv (per sequence and time step), metrics_summary.csv
+(mean and 95% CI per time step), metrics_vs_time.png and summary.json. See README, "Evaluation".
+"""
+import argparse
+import csv
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+from checkpoint import CheckpointError, load_model
+from data import DataError, load_dataset
+from metrics import SSIM_VARIANTS, mean_confidence, psnr, ssim
+from utils import choose_device, derived_seed, framed, image_grid, labelled_row, save_gif, save_png, write_json
+
+# The paper's test protocol per dataset: (n_past, n_future)
+TEST_PROTOCOL = {"smmnist": (5, 20), "kth": (10, 30), "bair": (2, 28)}
+NUM_RANDOM = 3
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser():
+    p = argparse.ArgumentParser(description="Sample from an SVG checkpoint and evaluate best-of-N SSIM/PSNR.")
+    a = p.add_argument
+    a("--batch_size", default=100, type=int, help="test sequences per batch")
+    a("--data_root", default="data", help="root directory for data")
+    a("--model_path", default="", help="path to model.pth")
+    a("--log_dir", default="", help="directory to save generations to")
+    a("--seed", default=1, type=int, help="manual seed")
+    a("--n_past", type=int, default=None, help="frames to condition on (default: the paper's protocol)")
+    a("--n_future", type=int, default=None, help="frames to predict (default: the paper's protocol)")
+    a("--num_threads", type=int, default=0, help="number of data loading workers")
+    a("--nsample", type=int, default=100, help="samples per test sequence")
+    a("--N", type=int, default=256, help="number of test sequences")
+    a("--device", default="auto")
+    a("--bn_train_mode", action="store_true",
+      help="batch norm with batch statistics, as the 2018 script (outputs then depend on the batch)")
+    a("--ssim", default="standard", help=f"SSIM variant: {' | '.join(SSIM_VARIANTS)}")
+    a("--rollout_batch", type=int, default=2000,
+      help="sequence x sample rollouts run together (memory knob; does not change the protocol)")
+    a("--no_gifs", action="store_true", help="write only the metrics")
+    return p
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def evaluate_batch(model, x, n_past, n_future, nsample, rollout_batch, ssim_variant, gen):
+    """Sample nsample futures per sequence of x (B, T, C, H, W) and score them frame by frame.
+
+    Returns per-sample metrics (B, nsample, n_future) and the frames the GIFs need.
+    """
+    B = x.shape[0]
+    truth = x[:, n_past:n_past + n_future]
+    chunk = max(1, rollout_batch // B)
+    ssims, psnrs, kept = [], [], {}
+    rand = torch.randint(nsample, (B, NUM_RANDOM), generator=gen)
+    best_frames = torch.zeros(B, n_past + n_future, *x.shape[2:], device=x.device)
+    best_score = torch.full((B,), -float("inf"), device=x.device, dtype=torch.float64)
+    for start in range(0, nsample, chunk):
+        s = model.sample(x, n_past, n_future, nsample=min(chunk, nsample - start))     # (B, s, T, C, H, W)
+        pred = s[:, :, n_past:]
+        ss = ssim(pred, truth[:, None].expand_as(pred), ssim_variant)                   # (B, s, n_future)
+        ssims.append(ss)
+        psnrs.append(psnr(pred, truth[:, None].expand_as(pred)))
+        # keep the best-mean-SSIM sample seen so far and the pre-drawn random samples
+        score, idx = ss.mean(2).max(1)
+        better = score > best_score
+        best_score = torch.where(better, score, best_score)
+        best_frames[better] = s[better, idx[better]]
+        for b in range(B):
+            for r in range(NUM_RANDOM):
+                k = rand[b, r].item() - start
+                if 0 <= k < s.shape[1]:
+                    kept[(b, r)] = s[b, k]
+    randoms = torch.stack([torch.stack([kept[(b, r)] for r in range(NUM_RANDOM)]) for b in range(B)])
+    return torch.cat(ssims, 1), torch.cat(psnrs, 1), best_frames, randoms
+
+
+def write_sequence_visuals(log_dir, index, truth, posterior, best, randoms, n_past):
+    frames = []
+    labels = ["Ground\ntruth", "Approx.\nposterior", "Best\nSSIM"] + [f"Random\nsample {r + 1}" for r in range(len(randoms))]
+    for t in range(truth.shape[0]):
+        color = "green" if t < n_past else "red"
+        row = [framed(truth[t], "green" if t < n_past else "none"), framed(posterior[t], color),
+               framed(best[t], color)] + [framed(r[t], color) for r in randoms]
+        frames.append(labelled_row(row, labels))
+    save_gif(os.path.join(log_dir, f"test_{index:04d}.gif"), frames)
+    save_png(os.path.join(log_dir, f"test_{index:04d}.png"),
+             image_grid([list(truth), list(posterior), list(best)] + [list(r) for r in randoms]))
+
+
+def plot_metrics(path, summary_rows, n_past, train_horizon, ssim_variant):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    t = [r["t"] for r in summary_rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, name in ((axes[0], "ssim_best", f"SSIM ({ssim_variant})"), (axes[1], "psnr_best", "PSNR (dB)")):
+        m = np.array([r[f"{key}_mean"] for r in summary_rows])
+        ci = np.array([r[f"{key}_ci95"] for r in summary_rows])
+        ax.plot(t, m, label="best of N")
+        ax.fill_between(t, m - ci, m + ci, alpha=0.3)
+        ax.axvline(n_past - 0.5, color="green", ls="--", label="end of conditioning")
+        if train_horizon is not None:
+            ax.axvline(train_horizon - 0.5, color="gray", ls=":", label="training horizon")
+        ax.set_xlabel("time step")
+        ax.set_ylabel(name)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def generate(args):
+    if not args.model_path or not args.log_dir:
+        raise UsageError("pass --model_path (a model.pth) and --log_dir (where to write)")
+    if args.ssim not in SSIM_VARIANTS:
+        raise UsageError(f"--ssim must be one of {', '.join(SSIM_VARIANTS)}, got '{args.ssim}'")
+    if min(args.batch_size, args.nsample, args.N, args.rollout_batch) < 1:
+        raise UsageError("--batch_size, --nsample, --N and --rollout_batch must be at least 1")
+    device = choose_device(args.device)
+    model, ckpt = load_model(args.model_path, device)
+    train_args = ckpt.get("args", {})
+    dataset = ckpt.get("dataset") or train_args.get("dataset", "smmnist")
+    n_past_default, n_future_default = TEST_PROTOCOL.get(dataset, (ckpt.get("n_past", 5), ckpt.get("n_future", 10)))
+    n_past = args.n_past if args.n_past is not None else n_past_default
+    n_future = args.n_future if args.n_future is not None else n_future_default
+    if n_past < 1 or n_future < 1:
+        raise UsageError(f"--n_past and --n_future must be at least 1, got {n_past} and {n_future}")
+    cfg = model.config
+    _, test = load_dataset(dataset, args.data_root, 2, n_past + n_future, image_width=cfg.image_width,
+                           num_digits=train_args.get("num_digits", 2),
+                           mnist_source=train_args.get("mnist_source", "auto"))
+    if args.N > len(test):
+        raise UsageError(f"--N {args.N} is larger than the test set ({len(test)} sequences)")
+    first = test[0]
+    if first.shape[0] < n_past + n_future:
+        raise UsageError(f"test sequences have {first.shape[0]} frames, fewer than n_past + n_future = "
+                         f"{n_past + n_future}")
+    if args.bn_train_mode:
+        model.encoder.train()
+        model.decoder.train()
+    os.makedirs(args.log_dir, exist_ok=True)
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+
+    from frechet_distance import FrechetDistanceCalculator, RunningStatistics, frechet_distance_from_statistics
+    fd_calc = FrechetDistanceCalculator(model_path=args.model_path, device=device)
+    real_stats, fake_stats = RunningStatistics(), RunningStatistics()
+
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(test, range(args.N)), batch_size=args.batch_size,
+                                         shuffle=False, num_workers=args.num_threads)
+    rows = []
+    done = 0
+    for batch_index, x in enumerate(loader):
+        torch.manual_seed(derived_seed(args.seed, batch_index))
+        x = x[:, :n_past + n_future].to(device)
+        posterior = model.posterior_rollout(x, n_past)
+        ss, ps, best, randoms = evaluate_batch(model, x, n_past, n_future, args.nsample, args.rollout_batch,
+                                               args.ssim, gen)
+        ss, ps = ss.cpu(), ps.cpu()
+        best_ssim = ss.mean(2).argmax(1)       # the 2018 choice, also "best per metric" for SSIM
+        best_psnr = ps.mean(2).argmax(1)
+        for b in range(x.shape[0]):
+            seq = done + b
+            for t in range(n_future):
+                rows.append({"sequence": seq, "t": n_past + t,
+                             "ssim_best": ss[b, best_ssim[b], t].item(), "psnr_best": ps[b, best_psnr[b], t].item(),
+                             "ssim_2018": ss[b, best_ssim[b], t].item(), "psnr_2018": ps[b, best_ssim[b], t].item(),
+                             "ssim_posterior": ssim(posterior[b, n_past + t], x[b, n_past + t], args.ssim).item(),
+                             "psnr_posterior": psnr(posterior[b, n_past + t], x[b, n_past + t]).item()})
+            if not args.no_gifs:
+                write_sequence_visuals(args.log_dir, seq, x[b].cpu(), posterior[b].cpu(), best[b].cpu(),
+                                       randoms[b].cpu(), n_past)
+        real_stats.update(fd_calc.extract_features(x[:, n_past:]))
+        fake_stats.update(fd_calc.extract_features(randoms[:, 0, n_past:]))
+        done += x.shape[0]
+        print(f"evaluated {done}/{args.N} sequences", flush=True)
+
+    keys = ["ssim_best", "psnr_best", "ssim_2018", "psnr_2018", "ssim_posterior", "psnr_posterior"]
+    with open(os.path.join(args.log_dir, "metrics.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["sequence", "t"] + keys)
+        w.writeheader()
+        w.writerows(rows)
+    summary_rows = []
+    for t in range(n_past, n_past + n_future):
+        r = {"t": t}
+        for k in keys:
+            vals = torch.tensor([row[k] for row in rows if row["t"] == t])
+            m, ci = mean_confidence(vals)
+            r[f"{k}_mean"], r[f"{k}_ci95"] = m.item(), ci.item()
+        summary_rows.append(r)
+    with open(os.path.join(args.log_dir, "metrics_summary.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(summary_rows[0]))
+        w.writeheader()
+        w.writerows(summary_rows)
+    train_horizon = train_args.get("n_past", 0) + train_args.get("n_future", 0) or None
+    plot_metrics(os.path.join(args.log_dir, "metrics_vs_time.png"), summary_rows, n_past, train_horizon, args.ssim)
+    mu_r, s_r, _ = real_stats.result()
+    mu_f, s_f, _ = fake_stats.result()
+    summary = {
+        "checkpoint": os.path.abspath(args.model_path), "checkpoint_sha256": sha256(args.model_path),
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv), "seed": args.seed,
+        "dataset": dataset, "n_past": n_past, "n_future": n_future, "nsample": args.nsample, "N": args.N,
+        "ssim_variant": args.ssim, "bn_train_mode": args.bn_train_mode,
+        "averages": {k: float(np.mean([row[k] for row in rows])) for k in keys},
+        "frechet_distance_svg_encoder": frechet_distance_from_statistics(mu_r, s_r, mu_f, s_f),
+    }
+    write_json(os.path.join(args.log_dir, "summary.json"), summary)
+    print(json.dumps(summary["averages"], indent=1))
+    return summary
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return generate(args)
+    except (UsageError, CheckpointError, DataError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""generate_svg_lp.py on a tiny checkpoint: outputs, best-of-N logic, reproducibility, bad input."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import pytest
+import torch
+
+import generate_svg_lp
+from tests.conftest import ROOT, make_checkpoint
+
+FLAGS = ["--N", "5", "--batch_size", "3", "--nsample", "4", "--n_past", "2", "--n_future", "3",
+         "--rollout_batch", "6", "--device", "cpu"]
+
+
+def run(ckpt, out, *extra):
+    return generate_svg_lp.main(["--model_path", ckpt, "--log_dir", str(out), "--data_root", "/nonexistent"] + FLAGS
+                                + list(extra))
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def lp_ckpt(tmp_path_factory):
+    return make_checkpoint(tmp_path_factory.mktemp("g") / "lp.pth", seed=3)
+
+
+def test_outputs_and_reproducibility(lp_ckpt, tmp_path):
+    summary = run(lp_ckpt, tmp_path / "a")
+    rows = read_csv(tmp_path / "a" / "metrics.csv")
+    assert len(rows) == 5 * 3 and {int(r["sequence"]) for r in rows} == set(range(5))
+    assert sorted({int(r["t"]) for r in rows}) == [2, 3, 4]
+    assert len(read_csv(tmp_path / "a" / "metrics_summary.csv")) == 3
+    for k in range(5):
+        gif = iio.imread(tmp_path / "a" / f"test_{k:04d}.gif", index=None)
+        assert gif.shape[0] == 5 and gif.dtype == "uint8"
+        assert os.path.exists(tmp_path / "a" / f"test_{k:04d}.png")
+    assert os.path.getsize(tmp_path / "a" / "metrics_vs_time.png") > 0
+    info = json.load(open(tmp_path / "a" / "summary.json"))
+    assert len(info["checkpoint_sha256"]) == 64 and info["seed"] == 1 and info["nsample"] == 4
+    assert isinstance(info["frechet_distance_svg_encoder"], float)
+    run(lp_ckpt, tmp_path / "b")
+    assert read_csv(tmp_path / "b" / "metrics.csv") == rows  # same seed, same outputs
+    run(lp_ckpt, tmp_path / "c", "--seed", "2")
+    assert read_csv(tmp_path / "c" / "metrics.csv") != rows
+
+
+def test_best_of_n_is_the_best_mean(lp_ckpt):
+    from checkpoint import load_model
+    model, _ = load_model(lp_ckpt)
+    x = torch.rand(2, 5, 1, 64, 64)
+    torch.manual_seed(0)
+    ss, ps, best, randoms = generate_svg_lp.evaluate_batch(model, x, 2, 3, 7, 4, "standard", torch.Generator())
+    assert ss.shape == (2, 7, 3) and randoms.shape == (2, 3, 5, 1, 64, 64)
+    from metrics import ssim
+    best_ssim = ssim(best[:, 2:], x[:, 2:]).mean(1)
+    assert torch.allclose(best_ssim, ss.mean(2).max(1).values, atol=1e-6)
+    assert torch.equal(best[:, :2], x[:, :2])
+
+
+def test_fp_checkpoint_and_2018_ssim(tmp_path):
+    ckpt = make_checkpoint(tmp_path / "fp.pth", learned_prior=False)
+    run(ckpt, tmp_path / "o", "--ssim", "2018", "--no_gifs", "--bn_train_mode")
+    assert json.load(open(tmp_path / "o" / "summary.json"))["ssim_variant"] == "2018"
+    assert not any(n.endswith(".gif") for n in os.listdir(tmp_path / "o"))
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "generate_svg_lp.py", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_bad_input_exits_2(lp_ckpt, tmp_path):
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "pickled_module.pth")  # like a 2018 model file
+    (tmp_path / "corrupt.pth").write_bytes(b"PK\x03\x04 not really a zip")
+    cases = [
+        (["--model_path", str(tmp_path / "missing.pth")], "no checkpoint file"),
+        (["--model_path", str(tmp_path / "pickled_module.pth")], "pickled Python objects"),
+        (["--model_path", str(tmp_path / "corrupt.pth")], "corrupt"),
+        (["--model_path", lp_ckpt, "--N", "100000"], "larger than the test set"),
+        (["--model_path", lp_ckpt, "--n_past", "0"], "at least 1"),
+        (["--model_path", lp_ckpt, "--ssim", "msssim"], "--ssim must be one of"),
+    ]
+    for flags, message in cases:
+        res = cli("--log_dir", str(tmp_path / "out"), "--data_root", "/nonexistent", *flags)
+        assert res.returncode == 2, (flags, res.stderr[-1500:])
+        assert message in res.stderr and "Traceback" not in res.stderr, (flags, res.stderr[-1500:])
