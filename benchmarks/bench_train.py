@@ -1,0 +1,75 @@
+"""Training iterations per second: our batched step vs the plain 2018 per-step loop, side by side.
+
+    python benchmarks/bench_train.py [--device cuda] [--amp] [--batch_size 100] [--repeats 5]
+
+Settings: SM-MNIST (dcgan, 1 channel, 5 + 10 frames) and BAIR (vgg, 3 channels, 2 + 10 frames,
+z_dim 64). Both sides use the same model weights and the same batch.
+"""
+import argparse
+import copy
+import datetime
+
+import torch
+from common import ROOT, describe_device, peak_memory_mb, time_interleaved  # noqa: F401
+from torch.utils.flop_counter import FlopCounterMode
+
+from models.svg import SVG, SVGConfig
+from tests.reference_loop import reference_loss
+
+SETTINGS = {
+    "smmnist": (SVGConfig(model="dcgan", channels=1, z_dim=10), 5, 10),
+    "bair": (SVGConfig(model="vgg", channels=3, z_dim=64), 2, 10),
+}
+
+
+def make_step(model, loss_fn, x, n_past, amp, device):
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.9, 0.999))
+
+    def step():
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=amp):
+            mse, kld = loss_fn(model, x, n_past)
+        opt.zero_grad(set_to_none=True)
+        (mse + 1e-4 * kld).backward()
+        opt.step()
+    return step
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch_size", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast (both sides)")
+    p.add_argument("--compile", action="store_true", help="torch.compile our model (not the reference)")
+    p.add_argument("--settings", default="smmnist,bair")
+    p.add_argument("--peak_tflops", type=float, default=None, help="GPU peak for the fraction (H100 SXM: 989 bf16, 67 fp32)")
+    args = p.parse_args()
+    dev = torch.device(args.device)
+    print(f"# bench_train {datetime.date.today()} device={describe_device(dev)} batch={args.batch_size} "
+          f"amp={args.amp} compile={args.compile} torch={torch.__version__}")
+    for name in args.settings.split(","):
+        cfg, n_past, n_future = SETTINGS[name]
+        torch.manual_seed(0)
+        ours = SVG(cfg).to(dev)
+        ref = copy.deepcopy(ours)
+        x = torch.rand(args.batch_size, n_past + n_future, cfg.channels, 64, 64, device=dev)
+        fast_model = torch.compile(ours) if args.compile else ours
+        ours_step = make_step(ours, lambda m, x, n: fast_model(x, n), x, n_past, args.amp, dev)
+        ref_step = make_step(ref, reference_loss, x, n_past, args.amp, dev)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        t_ours, t_ref = time_interleaved([ours_step, ref_step], dev, args.repeats)
+        line = (f"{name}: ours {1 / t_ours:.3f} it/s, per-step reference {1 / t_ref:.3f} it/s, "
+                f"speed-up x{t_ref / t_ours:.2f}, peak memory {peak_memory_mb(dev):.0f} MB")
+        if dev.type == "cuda":
+            with FlopCounterMode(display=False) as counter:
+                ours_step()
+            tflops = counter.get_total_flops() / t_ours / 1e12
+            line += f", {tflops:.1f} TFLOP/s"
+            if args.peak_tflops:
+                line += f" ({100 * tflops / args.peak_tflops:.1f}% of peak)"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
