@@ -266,7 +266,7 @@ def train(args, learned_prior):
     loader = DataLoader(train_data, batch_size=args.batch_size, sampler=sampler, drop_last=True,
                         num_workers=args.data_threads, pin_memory=device.type == "cuda",
                         persistent_workers=args.data_threads > 0, generator=torch.Generator())
-    plot_x = torch.stack([test_data[k] for k in range(PLOT_ROWS)]).to(device)
+    plot_x = torch.stack([test_data[k] for k in range(min(PLOT_ROWS, len(test_data)))]).to(device)
 
     if is_main:
         run.make()

@@ -1,0 +1,100 @@
+"""Convert the BAIR robot pushing TFRecords to PNG frames.
+
+    python data/convert_bair.py --data_dir DIR
+
+Reads DIR/softmotion30_44k/{train,test}/*.tfrecords (feature '{t}/image_aux1/encoded': 64x64x3
+raw RGB bytes, t = 0..29) and writes DIR/processed_data/{train,test}/<record name>/<k>/<t>.png with
+the pixels exactly as stored. Each sequence is written to a temporary folder and renamed when
+complete, so an interrupted run leaves nothing a later run or the loader takes as complete;
+re-running skips finished sequences. A corrupt record file is reported by name and skipped.
+Needs TensorFlow (only here): pip install -e ".[bair]".
+"""
+import argparse
+import os
+import shutil
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+
+FRAMES = 30
+SIZE = 64
+
+
+def import_tensorflow():
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+    except ImportError:
+        sys.exit('error: TensorFlow is needed to read the BAIR TFRecords; install it with: pip install -e ".[bair]"')
+    return tf
+
+
+def frames_of(example_bytes, tf):
+    example = tf.train.Example.FromString(example_bytes)
+    feats = example.features.feature
+    frames = []
+    for t in range(FRAMES):
+        key = f"{t}/image_aux1/encoded"
+        if key not in feats:
+            raise ValueError(f"record has no feature '{key}'")
+        raw = feats[key].bytes_list.value[0]
+        frames.append(np.frombuffer(raw, dtype=np.uint8).reshape(SIZE, SIZE, 3))
+    return frames
+
+
+def write_sequence(out_dir, frames):
+    tmp = out_dir + ".partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    for t, frame in enumerate(frames):
+        iio.imwrite(os.path.join(tmp, f"{t}.png"), frame)
+    os.replace(tmp, out_dir)
+
+
+def convert(data_dir):
+    """Convert every split; returns the list of (file, error) for files that failed."""
+    tf = import_tensorflow()
+    import progressbar
+    src_root = os.path.join(data_dir, "softmotion30_44k")
+    if not os.path.isdir(src_root):
+        raise FileNotFoundError(f"'{src_root}' does not exist; download the data first: "
+                                f"bash data/download_bair.sh {data_dir}")
+    failures = []
+    for split in ("train", "test"):
+        split_dir = os.path.join(src_root, split)
+        if not os.path.isdir(split_dir):
+            continue
+        files = sorted(f for f in os.listdir(split_dir) if f.endswith(".tfrecords"))
+        bar = progressbar.ProgressBar(max_value=len(files), prefix=f"{split} ")
+        for n, fname in enumerate(bar(files)):
+            record = os.path.splitext(fname)[0]
+            out_root = os.path.join(data_dir, "processed_data", split, record)
+            try:
+                for k, raw in enumerate(tf.data.TFRecordDataset(os.path.join(split_dir, fname))):
+                    out = os.path.join(out_root, str(k))
+                    if os.path.isdir(out):
+                        continue  # converted by an earlier run
+                    os.makedirs(out_root, exist_ok=True)
+                    write_sequence(out, frames_of(raw.numpy(), tf))
+            except Exception as err:  # noqa: BLE001 - report the file and go on with the others
+                failures.append((os.path.join(split_dir, fname), f"{type(err).__name__}: {str(err).splitlines()[0]}"))
+    return failures
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Convert BAIR TFRecords to PNG frames.")
+    p.add_argument("--data_dir", required=True, help="folder holding softmotion30_44k/")
+    args = p.parse_args(argv)
+    try:
+        failures = convert(args.data_dir)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path, err in failures:
+        print(f"error: could not convert {path}: {err}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

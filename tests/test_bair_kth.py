@@ -1,0 +1,189 @@
+"""BAIR and KTH end to end on fixtures in the real formats: TFRecords written by TensorFlow, AVI by ffmpeg."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import training
+from data import DataError
+from tests.conftest import ROOT
+
+# TensorFlow is looked for, never imported here: TensorFlow and PyTorch in one process can crash.
+if importlib.util.find_spec("tensorflow") is None:
+    pytest.skip("TensorFlow is not installed (pip install -e '.[test]')", allow_module_level=True)
+
+
+def bair_records(root, *specs):
+    """Write TFRecords in a subprocess (see tests/bair_fixture.py); returns the true frames."""
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bair_fixture.py"), str(root), *specs], check=True,
+                   timeout=300)
+    with np.load(os.path.join(root, "truth.npz")) as f:
+        return {tuple(k.split("/")): f[k] for k in f.files}
+
+
+def convert_bair(root):
+    return subprocess.run([sys.executable, "data/convert_bair.py", "--data_dir", str(root)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def bair_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bair")
+    truth = bair_records(root, "train:traj_0_to_1:2", "train:traj_2_to_3:2", "test:traj_0_to_1:2",
+                         "test:traj_2_to_3:2")
+    res = convert_bair(root)
+    assert res.returncode == 0, res.stderr
+    return root, truth
+
+
+def test_bair_pixels_round_trip_exactly(bair_dir):
+    root, truth = bair_dir
+    png = iio.imread(root / "processed_data" / "test" / "traj_2_to_3" / "1" / "29.png")
+    assert np.array_equal(png, truth[("test", "traj_2_to_3")][1][29])
+    from data.bair import RobotPush
+    test = RobotPush(str(root), train=False, seq_len=30)
+    assert len(test) == 4
+    x = test[3]
+    assert x.shape == (30, 3, 64, 64) and x.dtype == torch.float32
+    assert torch.equal((x * 255).round().to(torch.uint8).permute(0, 2, 3, 1),
+                       torch.from_numpy(truth[("test", "traj_2_to_3")][1]))
+    # fixed order, each exactly once, with several workers
+    loaded = torch.cat(list(DataLoader(test, batch_size=1, num_workers=2)))
+    assert torch.equal(loaded, torch.stack([test[k] for k in range(4)]))
+    train = RobotPush(str(root), train=True, seq_len=12, seed=1)
+    assert torch.equal(train[5], train[5])
+
+
+def test_bair_rerun_skips_and_ignores_partial_sequences(bair_dir, tmp_path):
+    root, _ = bair_dir
+    seq = root / "processed_data" / "train" / "traj_0_to_1" / "0"
+    stamp = os.path.getmtime(seq / "0.png")
+    import shutil
+    done = root / "processed_data" / "train" / "traj_0_to_1" / "1"
+    partial = root / "processed_data" / "train" / "traj_0_to_1" / "1.partial"
+    shutil.move(done, partial)  # what a run interrupted while writing sequence 1 leaves
+    os.remove(partial / "29.png")
+    from data.bair import RobotPush
+    assert len(RobotPush(str(root), train=True).dirs) == 3
+    assert convert_bair(root).returncode == 0
+    assert os.path.getmtime(seq / "0.png") == stamp and not partial.exists()
+    assert (done / "29.png").exists() and len(RobotPush(str(root), train=True).dirs) == 4
+
+
+def test_bair_corrupt_record_and_missing_folder(tmp_path):
+    bair_records(tmp_path, "train:good:1")
+    (tmp_path / "softmotion30_44k" / "train" / "bad.tfrecords").write_bytes(b"\x00garbage" * 50)
+    res = convert_bair(tmp_path)
+    assert res.returncode == 1 and "bad.tfrecords" in res.stderr
+    assert (tmp_path / "processed_data" / "train" / "good" / "0" / "29.png").exists()
+    res = convert_bair(tmp_path / "nope")
+    assert res.returncode == 2 and "download_bair.sh" in res.stderr
+
+
+def test_bair_training_step_with_paper_settings(bair_dir, tmp_path):
+    root, _ = bair_dir
+    run = training.main(True, ["--dataset", "bair", "--model", "vgg", "--g_dim", "128", "--z_dim", "64",
+                               "--beta", "0.0001", "--n_past", "2", "--n_future", "10", "--channels", "3",
+                               "--data_root", str(root), "--log_dir", str(tmp_path), "--batch_size", "2",
+                               "--epoch_size", "1", "--niter", "1", "--n_eval", "3", "--data_threads", "0"])
+    assert json.loads(open(run.metrics).readline())["mse"] > 0
+
+
+def write_avi(path, n_frames, seed):
+    import imageio_ffmpeg
+    rng = np.random.default_rng(seed)
+    w = imageio_ffmpeg.write_frames(str(path), (160, 120), pix_fmt_in="gray", pix_fmt_out="yuvj420p",
+                                    codec="mjpeg", fps=25, macro_block_size=1)
+    w.send(None)
+    base = rng.integers(0, 256, (120, 160)).astype(np.uint8)
+    for i in range(n_frames):
+        w.send(np.roll(base, 3 * i, axis=1).tobytes())
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def kth_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kth")
+    for c in ("boxing", "walking"):
+        os.makedirs(root / "raw" / c)
+        for person, d in ((1, 1), (2, 1), (22, 1)):
+            write_avi(root / "raw" / c / f"person{person:02d}_{c}_d{d}_uncomp.avi", 30, person)
+    (root / "00sequences.txt").write_text("person01_boxing_d1\t\tframes\t1-12, 13-30\n")
+    from data.convert_kth import main
+    for size in ("64", "128"):
+        assert main(["--data_dir", str(root), "--image_size", size]) == 0
+    return root
+
+
+def test_kth_conversion_split_and_loading(kth_dir):
+    proc = kth_dir / "processed"
+    frames = sorted(os.listdir(proc / "boxing" / "person01_boxing_d1"))
+    assert "image-001_64x64.png" in frames and "image-001_128x128.png" in frames
+    assert iio.imread(proc / "boxing" / "person01_boxing_d1" / "image-001_128x128.png").shape == (128, 128)
+    train = json.load(open(proc / "train_meta64x64.json"))
+    test = json.load(open(proc / "test_meta64x64.json"))
+    assert {v["person"] for v in train} == {1, 2} and {v["person"] for v in test} == {22}
+    annotated = next(v for v in train if v["vid"] == "person01_boxing_d1")
+    assert annotated["segments"] == [[1, 12], [13, 30]] and annotated["n_frames"] == 30
+    from data.kth import KTH
+    ds = KTH(str(kth_dir), train=True, seq_len=20, image_size=64)
+    x = ds[0]
+    assert x.shape == (20, 1, 64, 64) and 0 <= x.min() and x.max() <= 1
+    assert torch.equal(ds[7], ds[7])
+    test_ds = KTH(str(kth_dir), train=False, seq_len=20, image_size=128)
+    assert len(test_ds) == 2 and test_ds[1].shape == (20, 1, 128, 128)
+    assert torch.equal(test_ds[1], KTH(str(kth_dir), train=False, seq_len=20, image_size=128)[1])
+
+
+def test_kth_corrupt_video_and_missing_folder(tmp_path):
+    os.makedirs(tmp_path / "raw" / "running")
+    write_avi(tmp_path / "raw" / "running" / "person03_running_d2_uncomp.avi", 5, 0)
+    (tmp_path / "raw" / "running" / "person04_running_d1_uncomp.avi").write_bytes(b"RIFF....AVI garbage")
+    res = subprocess.run([sys.executable, "data/convert_kth.py", "--data_dir", str(tmp_path)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1 and "person04_running_d1_uncomp.avi" in res.stderr
+    assert (tmp_path / "processed" / "running" / "person03_running_d2" / "image-005_64x64.png").exists()
+    assert not (tmp_path / "processed" / "running" / "person04_running_d1").exists()
+    res = subprocess.run([sys.executable, "data/convert_kth.py", "--data_dir", str(tmp_path / "nope")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "download_kth.sh" in res.stderr
+    with pytest.raises(DataError, match="convert_kth.py"):
+        from data.kth import KTH
+        KTH(str(tmp_path / "nope"))
+
+
+def test_kth_training_step_with_paper_settings(kth_dir, tmp_path):
+    run = training.main(False, ["--dataset", "kth", "--image_width", "64", "--model", "vgg", "--g_dim", "128",
+                                "--z_dim", "24", "--beta", "0.000001", "--n_past", "10", "--n_future", "10",
+                                "--channels", "1", "--lr", "0.0008", "--data_root", str(kth_dir),
+                                "--log_dir", str(tmp_path), "--batch_size", "2", "--epoch_size", "1", "--niter", "1",
+                                "--n_eval", "11", "--data_threads", "0"])
+    assert json.loads(open(run.metrics).readline())["mse"] > 0
+
+
+def test_kth_128_training_step(kth_dir, tmp_path):
+    run = training.main(True, ["--dataset", "kth", "--image_width", "128", "--model", "dcgan", "--g_dim", "16",
+                               "--z_dim", "4", "--rnn_size", "32", "--n_past", "2", "--n_future", "2",
+                               "--data_root", str(kth_dir), "--log_dir", str(tmp_path), "--batch_size", "2",
+                               "--epoch_size", "1", "--niter", "1", "--n_eval", "4", "--data_threads", "0"])
+    assert json.loads(open(run.metrics).readline())["mse"] > 0
+
+
+def test_download_scripts_fail_clearly(tmp_path):
+    res = subprocess.run(["bash", "data/download_bair.sh"], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 2 and "usage" in res.stderr
+    env = dict(os.environ, BAIR_URL="http://127.0.0.1:9/none.tar", KTH_URL="http://127.0.0.1:9")
+    res = subprocess.run(["bash", "data/download_bair.sh", str(tmp_path / "b")], cwd=ROOT, capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert res.returncode == 1 and "failed" in res.stderr
+    assert os.listdir(tmp_path / "b") == []  # nothing half-unpacked left behind
+    res = subprocess.run(["bash", "data/download_kth.sh", str(tmp_path / "k")], cwd=ROOT, capture_output=True,
+                         text=True, env=env, timeout=120)
+    assert res.returncode == 1 and not os.path.exists(tmp_path / "k" / "raw" / "boxing")
