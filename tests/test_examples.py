@@ -1,0 +1,36 @@
+"""The Fréchet example script and the notebook run and show what they claim."""
+import os
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import example_frechet_distance
+from tests.conftest import ROOT, make_checkpoint
+
+
+@pytest.fixture(scope="module")
+def trained_like_checkpoint(tmp_path_factory):
+    # random weights with batch-norm running statistics: features react to the input
+    return make_checkpoint(tmp_path_factory.mktemp("ex") / "m.pth", seed=4)
+
+
+def test_example_script_writes_its_plots(trained_like_checkpoint, tmp_path):
+    out = example_frechet_distance.main(["--model_path", trained_like_checkpoint, "--out_dir", str(tmp_path),
+                                         "--num_sequences", "48"])
+    for name in ("frechet_distance_example.png", "frechet_distance_vs_noise.png", "frechet_distance_vs_time.png"):
+        assert os.path.getsize(tmp_path / name) > 1000
+    assert out["by_noise"][0] == pytest.approx(0, abs=1e-10)
+    assert out["by_noise"][-1] > out["by_noise"][1]  # more noise, larger distance
+    assert out["by_gap"][0] == pytest.approx(0, abs=1e-10) and max(out["by_gap"]) > 0
+
+
+def test_notebook_executes_in_a_real_kernel(trained_like_checkpoint, monkeypatch):
+    monkeypatch.setenv("SVG_MODEL_PATH", trained_like_checkpoint)
+    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    nb = nbformat.read(os.path.join(ROOT, "examples", "frechet_distance.ipynb"), as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": os.path.join(ROOT, "examples")}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "first vs last frames:" in text and "KID" in text and "(64,)" not in text
+    assert "2560 (16,) (16, 16)" in text
