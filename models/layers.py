@@ -28,27 +28,31 @@ class StepBatchNorm2d(nn.BatchNorm2d):
             raise ValueError(f"batch of {n} frames does not split into {steps} time steps")
         # (B*T, C, H, W) batch-major -> (B, T*C, H, W): channel t*C+c holds step t.
         grouped = x.reshape(n // steps, steps * c, h, w)
-        out = F.batch_norm(grouped, None, None, self.weight.repeat(steps), self.bias.repeat(steps),
-                           training=True, momentum=0.0, eps=self.eps)
-        if self.track_running_stats:
-            self._update_running_stats(grouped.detach(), steps, stat_order)
+        track = self.track_running_stats
+        # With momentum 1 the scratch buffers receive exactly each step's batch mean and unbiased
+        # variance, which the running statistics need, without a second pass over the data.
+        step_mean = torch.zeros(steps * c, device=x.device, dtype=self.running_mean.dtype) if track else None
+        step_var = torch.ones(steps * c, device=x.device, dtype=self.running_var.dtype) if track else None
+        out = F.batch_norm(grouped, step_mean, step_var, self.weight.repeat(steps), self.bias.repeat(steps),
+                           training=True, momentum=1.0, eps=self.eps)
+        if track:
+            self._update_running_stats(step_mean.view(steps, c), step_var.view(steps, c), stat_order)
         return out.reshape(n, c, h, w)
 
     @torch.no_grad()
-    def _update_running_stats(self, grouped, steps, stat_order):
+    def _update_running_stats(self, mean, var, stat_order):
+        steps = mean.shape[0]
         order = list(range(steps)) if stat_order is None else list(stat_order)
-        var, mean = torch.var_mean(grouped.float(), dim=(0, 2, 3), correction=1)
-        mean = mean.view(steps, -1)
-        var = var.view(steps, -1)
         m = self.momentum
         k = len(order)
         # r_k = (1-m) r_{k-1} + m s_k, unrolled: weight of update j is m (1-m)^(k-1-j).
-        coef = torch.zeros(steps, dtype=mean.dtype, device=mean.device)
+        coef = [0.0] * steps
         for j, t in enumerate(order):
             coef[t] += m * (1.0 - m) ** (k - 1 - j)
+        coef = torch.tensor(coef, dtype=mean.dtype, device=mean.device)[:, None]
         keep = (1.0 - m) ** k
-        self.running_mean.mul_(keep).add_((coef[:, None] * mean).sum(0).to(self.running_mean.dtype))
-        self.running_var.mul_(keep).add_((coef[:, None] * var).sum(0).to(self.running_var.dtype))
+        self.running_mean.mul_(keep).add_((coef * mean).sum(0).to(self.running_mean.dtype))
+        self.running_var.mul_(keep).add_((coef * var).sum(0).to(self.running_var.dtype))
         self.num_batches_tracked.add_(k)
 
 
