@@ -156,3 +156,23 @@ def test_mixed_precision_and_channels_last_train(tmp_path):
     assert ckpt["args"]["amp"] is True
     assert all(v.dtype == torch.float32 for v in ckpt["model"].values() if v.is_floating_point())
     assert metrics(run)[0]["mse"] > 0
+
+
+def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    from checkpoint import save_checkpoint
+    path = str(tmp_path / "model.pth")
+    save_checkpoint(path, {"config": {}, "model": {"w": torch.ones(3)}})
+    before = open(path, "rb").read()
+
+    def dying_save(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(b"PK\x03\x04 half a file")
+        raise KeyboardInterrupt  # the process is killed in the middle of writing
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"config": {}, "model": {"w": torch.zeros(3)}})
+    assert open(path, "rb").read() == before
+    assert os.listdir(tmp_path) == ["model.pth"]  # no temporary file left behind
+    monkeypatch.undo()
+    assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], torch.ones(3))
