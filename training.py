@@ -219,7 +219,11 @@ def train(args, learned_prior):
     start_epoch, ckpt = 0, None
     if args.resume or args.model_dir:
         source = args.resume or args.model_dir
-        ckpt = load_checkpoint(os.path.join(source, "model.pth"))
+        ckpt = load_checkpoint(source if source.endswith(".pth") else os.path.join(source, "model.pth"))
+        if args.resume and ("optimizer" not in ckpt or source.endswith(".pth")):
+            raise UsageError(f"--resume needs a run folder whose model.pth holds the full training state; "
+                             f"continue '{source}' with a fresh optimizer through --model_dir instead")
+        command_log_dir = args.log_dir
         defaults = build_parser(learned_prior)
         # flags a resumed run may change; every other setting comes from the checkpoint
         keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads", "amp", "compile", "channels_last")
@@ -231,7 +235,13 @@ def train(args, learned_prior):
         args = argparse.Namespace(**{**vars(defaults.parse_args([])), **ckpt["args"], **keep})
         if args.niter <= ckpt["epoch"] + 1:
             raise UsageError(f"the run already has {ckpt['epoch'] + 1} epochs; pass --niter larger than that")
-        run = Run(args.resume or os.path.join(args.model_dir, "continued"))
+        if args.resume:
+            run = Run(args.resume)
+        elif source.endswith(".pth"):  # e.g. a shipped model: continue under --log_dir
+            run = Run(os.path.join(run_name(argparse.Namespace(**{**vars(args), "log_dir": command_log_dir}),
+                                            learned_prior), "continued"))
+        else:  # the 2018 behaviour: <run>/continued
+            run = Run(os.path.join(args.model_dir, "continued"))
         start_epoch = ckpt["epoch"] + 1
     else:
         validate_args(args)
@@ -253,8 +263,10 @@ def train(args, learned_prior):
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args)
-    if ckpt is not None and ckpt["optimizer_name"] == args.optimizer:
+    if ckpt is not None and "optimizer" in ckpt and ckpt.get("optimizer_name") == args.optimizer:
         optimizer.load_state_dict(ckpt["optimizer"])
+    elif ckpt is not None and is_main:
+        print(f"note: no {args.optimizer} state in the checkpoint; the optimizer starts afresh", flush=True)
     step = ckpt["step"] if ckpt is not None else 0
     net = model
     if world > 1:

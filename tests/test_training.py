@@ -176,3 +176,19 @@ def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkey
     assert os.listdir(tmp_path) == ["model.pth"]  # no temporary file left behind
     monkeypatch.undo()
     assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], torch.ones(3))
+
+
+def test_export_and_continue_with_model_dir(tmp_path):
+    from checkpoint import export_inference
+    run = run_main(tmp_path, "--niter", "1")
+    shipped = str(tmp_path / "shipped.pth")
+    export_inference(run.checkpoint, shipped)
+    ckpt = load_checkpoint(shipped)
+    assert "optimizer" not in ckpt and ckpt["epoch"] == 0
+    assert os.path.getsize(shipped) < 0.6 * os.path.getsize(run.checkpoint)
+    res = cli("train_svg_lp.py", "--resume", shipped, "--niter", "2")
+    assert res.returncode == 2 and "--model_dir" in res.stderr
+    cont = training.main(True, ["--model_dir", shipped, "--niter", "2", "--log_dir", str(tmp_path / "cont"),
+                                "--data_threads", "0"])
+    assert cont.dir.endswith("continued") and cont.dir.startswith(str(tmp_path / "cont"))
+    assert [r["epoch"] for r in metrics(cont)] == [1]
