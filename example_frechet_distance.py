@@ -18,6 +18,17 @@ from data.moving_mnist import MovingMNIST  # noqa: E402
 from frechet_distance import FrechetDistanceCalculator  # noqa: E402
 
 
+def line_plot(path, x, y, xlabel, title):
+    plt.figure(figsize=(5, 3.5))
+    plt.plot(x, y, "o-")
+    plt.xlabel(xlabel)
+    plt.ylabel("Fréchet distance")
+    plt.title(title)
+    plt.tight_layout()
+    plt.savefig(path, dpi=80)
+    plt.close()
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model_path", default=None, help="SVG checkpoint (default: the shipped SM-MNIST model)")
@@ -60,26 +71,14 @@ def main(argv=None):
     # 6. Distance against noise level: it rises with the noise.
     levels = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
     by_noise = [calc(first, (first + s * torch.randn(first.shape, generator=gen)).clamp(0, 1)) for s in levels]
-    plt.figure(figsize=(5, 3.5))
-    plt.plot(levels, by_noise, "o-")
-    plt.xlabel("noise standard deviation")
-    plt.ylabel("Fréchet distance")
-    plt.title("First frames vs noisy copies")
-    plt.tight_layout()
-    plt.savefig(os.path.join(args.out_dir, "frechet_distance_vs_noise.png"), dpi=80)
-    plt.close()
+    line_plot(os.path.join(args.out_dir, "frechet_distance_vs_noise.png"), levels, by_noise,
+              "noise standard deviation", "First frames vs noisy copies")
 
     # 7. Distance against the time gap: frame 0 vs frame k of the same sequences.
     gaps = list(range(0, videos.shape[1], 2))
     by_gap = [calc(first, videos[:, k]) for k in gaps]
-    plt.figure(figsize=(5, 3.5))
-    plt.plot(gaps, by_gap, "o-")
-    plt.xlabel("time gap (frames)")
-    plt.ylabel("Fréchet distance")
-    plt.title("Frame 0 vs frame k")
-    plt.tight_layout()
-    plt.savefig(os.path.join(args.out_dir, "frechet_distance_vs_time.png"), dpi=80)
-    plt.close()
+    line_plot(os.path.join(args.out_dir, "frechet_distance_vs_time.png"), gaps, by_gap,
+              "time gap (frames)", "Frame 0 vs frame k")
     print("noise levels:", dict(zip(levels, [float(f"{v:.4g}") for v in by_noise])))
     print("time gaps:   ", dict(zip(gaps, [float(f"{v:.4g}") for v in by_gap])))
     return {"first_last": d_first_last, "noisy": d_noisy, "by_noise": by_noise, "by_gap": by_gap}

@@ -9,6 +9,20 @@ class DataError(Exception):
     """A dataset cannot be used as asked (missing folder, wrong settings); the message says why."""
 
 
+def run_conversion(convert, *args):
+    """Run a converter's convert(*args) for a command line: exit code 2 when its input folder is
+    missing, 1 when some files failed (each reported by name), 0 when everything converted."""
+    import sys
+    try:
+        failures = convert(*args)
+    except FileNotFoundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path, err in failures:
+        print(f"error: could not convert {path}: {err}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def load_dataset(dataset, data_root, train_len, test_len, image_width=64, num_digits=2, seed=1,
                  mnist_source="auto"):
     """(train, test) datasets. Train sequence k is a pure function of (seed, k); test is fixed."""

@@ -14,6 +14,9 @@ import os
 import shutil
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data import run_conversion  # noqa: E402
+
 import imageio.v3 as iio
 import numpy as np
 
@@ -86,14 +89,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description="Convert BAIR TFRecords to PNG frames.")
     p.add_argument("--data_dir", required=True, help="folder holding softmotion30_44k/")
     args = p.parse_args(argv)
-    try:
-        failures = convert(args.data_dir)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for path, err in failures:
-        print(f"error: could not convert {path}: {err}", file=sys.stderr)
-    return 1 if failures else 0
+    return run_conversion(convert, args.data_dir)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data import run_conversion  # noqa: E402
+
 CLASSES = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 TRAIN_PERSONS = range(1, 21)
 TEST_PERSONS = range(21, 26)
@@ -111,14 +114,7 @@ def main(argv=None):
     p.add_argument("--data_dir", required=True, help="folder holding raw/<class>/*.avi")
     p.add_argument("--image_size", type=int, default=64, choices=(64, 128))
     args = p.parse_args(argv)
-    try:
-        failures = convert(args.data_dir, args.image_size)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for path, err in failures:
-        print(f"error: could not convert {path}: {err}", file=sys.stderr)
-    return 1 if failures else 0
+    return run_conversion(convert, args.data_dir, args.image_size)
 
 
 if __name__ == "__main__":
