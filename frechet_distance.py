@@ -199,7 +199,7 @@ def prepare_images(images, width, channels, value_range=None):
     x = (x - low) / (high - low)
     if x.shape[1] != channels:
         if channels == 1:  # ITU-R 601 luma, as PIL's convert('L')
-            x = (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
         else:
             x = x.expand(-1, 3, -1, -1)
     if x.shape[-2:] != (width, width):
