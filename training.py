@@ -106,7 +106,6 @@ def validate_args(args):
         (args.dataset not in DATASET_CHANNELS or args.channels == DATASET_CHANNELS[args.dataset],
          f"--channels {args.channels} does not match {args.dataset}, which has "
          f"{DATASET_CHANNELS.get(args.dataset)} channel(s)"),
-        (not (args.dataset == "smmnist" and args.image_width != 64) or True, ""),
         (args.data_threads >= 0, f"--data_threads must be 0 or more, got {args.data_threads}"),
     ]
     for ok, message in checks:
@@ -207,7 +206,40 @@ def plot_samples(model, x, n_past, epoch, run):
 
 
 def format_args(args):
-    return {k: v for k, v in vars(args).items()}
+    """The arguments as a plain dict (checkpoints hold no argparse namespace)."""
+    return dict(vars(args))
+
+
+def resolve_run(args, learned_prior):
+    """(args, run folder, checkpoint or None, first epoch) for a new, resumed or continued run."""
+    if not (args.resume or args.model_dir):
+        validate_args(args)
+        return args, Run(run_name(args, learned_prior)), None, 0
+    source = args.resume or args.model_dir
+    ckpt = load_checkpoint(source if source.endswith(".pth") else os.path.join(source, "model.pth"))
+    if args.resume and ("optimizer" not in ckpt or source.endswith(".pth")):
+        raise UsageError(f"--resume needs a run folder whose model.pth holds the full training state; "
+                         f"continue '{source}' with a fresh optimizer through --model_dir instead")
+    command_log_dir = args.log_dir
+    defaults = build_parser(learned_prior)
+    # flags a resumed run may change; every other setting comes from the checkpoint
+    keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads", "amp", "compile", "channels_last")
+            if getattr(args, k) != defaults.get_default(k) or k == "niter"}
+    keep.update(resume=args.resume, model_dir=args.model_dir)
+    if args.model_dir:
+        keep["optimizer"] = args.optimizer  # the 2018 --model_dir kept the new optimizer flag
+    # defaults first, so checkpoints written before a flag existed still resume
+    args = argparse.Namespace(**{**vars(defaults.parse_args([])), **ckpt["args"], **keep})
+    if args.niter <= ckpt["epoch"] + 1:
+        raise UsageError(f"the run already has {ckpt['epoch'] + 1} epochs; pass --niter larger than that")
+    if args.resume:
+        run = Run(args.resume)
+    elif source.endswith(".pth"):  # e.g. a shipped model: continue under --log_dir
+        run = Run(os.path.join(run_name(argparse.Namespace(**{**vars(args), "log_dir": command_log_dir}),
+                                        learned_prior), "continued"))
+    else:  # the 2018 behaviour: <run>/continued
+        run = Run(os.path.join(args.model_dir, "continued"))
+    return args, run, ckpt, ckpt["epoch"] + 1
 
 
 def train(args, learned_prior):
@@ -216,36 +248,7 @@ def train(args, learned_prior):
     is_main = rank == 0
     say = print if is_main else (lambda *a, **k: None)
 
-    start_epoch, ckpt = 0, None
-    if args.resume or args.model_dir:
-        source = args.resume or args.model_dir
-        ckpt = load_checkpoint(source if source.endswith(".pth") else os.path.join(source, "model.pth"))
-        if args.resume and ("optimizer" not in ckpt or source.endswith(".pth")):
-            raise UsageError(f"--resume needs a run folder whose model.pth holds the full training state; "
-                             f"continue '{source}' with a fresh optimizer through --model_dir instead")
-        command_log_dir = args.log_dir
-        defaults = build_parser(learned_prior)
-        # flags a resumed run may change; every other setting comes from the checkpoint
-        keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads", "amp", "compile", "channels_last")
-                if getattr(args, k) != defaults.get_default(k) or k == "niter"}
-        keep.update(resume=args.resume, model_dir=args.model_dir)
-        if args.model_dir:
-            keep["optimizer"] = args.optimizer  # the 2018 --model_dir kept the new optimizer flag
-        # defaults first, so checkpoints written before a flag existed still resume
-        args = argparse.Namespace(**{**vars(defaults.parse_args([])), **ckpt["args"], **keep})
-        if args.niter <= ckpt["epoch"] + 1:
-            raise UsageError(f"the run already has {ckpt['epoch'] + 1} epochs; pass --niter larger than that")
-        if args.resume:
-            run = Run(args.resume)
-        elif source.endswith(".pth"):  # e.g. a shipped model: continue under --log_dir
-            run = Run(os.path.join(run_name(argparse.Namespace(**{**vars(args), "log_dir": command_log_dir}),
-                                            learned_prior), "continued"))
-        else:  # the 2018 behaviour: <run>/continued
-            run = Run(os.path.join(args.model_dir, "continued"))
-        start_epoch = ckpt["epoch"] + 1
-    else:
-        validate_args(args)
-        run = Run(run_name(args, learned_prior))
+    args, run, ckpt, start_epoch = resolve_run(args, learned_prior)
 
     train_data, test_data = load_dataset(args.dataset, args.data_root, args.n_past + args.n_future, args.n_eval,
                                          image_width=args.image_width, num_digits=args.num_digits, seed=args.seed,
