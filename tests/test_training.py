@@ -104,6 +104,7 @@ def cli(*args, cwd=ROOT):
     (["--dataset", "bair", "--channels", "3", "--data_root", "/nonexistent/bair"], "does not exist"),
     (["--dataset", "kth", "--data_root", "/nonexistent/kth"], "does not exist"),
     (["--optimizer", "lbfgs"], "--optimizer must be one of"),
+    (["--num_digits", "4"], "--num_digits must be 1, 2 or 3"),
     (["--resume", "/nonexistent/run"], "no checkpoint file"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
