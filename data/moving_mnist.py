@@ -35,6 +35,24 @@ class MovingMNIST(Dataset):
     def __len__(self):
         return TRAIN_LENGTH if self.train else TEST_LENGTH
 
+    def _wall(self, p, dp, dq, limit, rng):
+        """The 2018 wall rule along one axis (p: position, dp: its velocity, dq: the other one).
+
+        At a wall the digit is put back inside; deterministic mode reflects dp, stochastic mode
+        draws dp pointing away from the wall and a new dq (in this order, as in 2018).
+        """
+        if p < 0:
+            p = 0
+            if self.deterministic:
+                return p, -dp, dq
+            return p, rng.integers(1, 5), rng.integers(-4, 5)
+        if p >= limit:
+            p = limit - 1
+            if self.deterministic:
+                return p, -dp, dq
+            return p, rng.integers(-4, 0), rng.integers(-4, 5)
+        return p, dp, dq
+
     def __getitem__(self, index):
         rng = np.random.default_rng([self.seed, index])
         size, d = self.image_size, DIGIT_SIZE
@@ -44,31 +62,8 @@ class MovingMNIST(Dataset):
             sx, sy = rng.integers(size - d), rng.integers(size - d)
             dx, dy = rng.integers(-4, 5), rng.integers(-4, 5)
             for t in range(self.seq_len):
-                # 2018 wall rules: reflect (deterministic) or draw a new velocity away from the wall
-                if sy < 0:
-                    sy = 0
-                    if self.deterministic:
-                        dy = -dy
-                    else:
-                        dy, dx = rng.integers(1, 5), rng.integers(-4, 5)
-                elif sy >= size - d:
-                    sy = size - d - 1
-                    if self.deterministic:
-                        dy = -dy
-                    else:
-                        dy, dx = rng.integers(-4, 0), rng.integers(-4, 5)
-                if sx < 0:
-                    sx = 0
-                    if self.deterministic:
-                        dx = -dx
-                    else:
-                        dx, dy = rng.integers(1, 5), rng.integers(-4, 5)
-                elif sx >= size - d:
-                    sx = size - d - 1
-                    if self.deterministic:
-                        dx = -dx
-                    else:
-                        dx, dy = rng.integers(-4, 0), rng.integers(-4, 5)
+                sy, dy, dx = self._wall(sy, dy, dx, size - d, rng)
+                sx, dx, dy = self._wall(sx, dx, dy, size - d, rng)
                 x[t, 0, sy:sy + d, sx:sx + d] += digit
                 sy += dy
                 sx += dx
