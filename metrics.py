@@ -16,15 +16,18 @@ SSIM_VARIANTS = ("standard", "2018")
 K1, K2 = 0.01, 0.03
 
 
+CHUNK = 1024  # images filtered at a time: bounds memory for large sample sets
+
+
 def _window(variant, device):
+    """(1-D window w, sample covariance?, data range); the 2-D window is outer(w, w)."""
     if variant == "standard":
         size, sigma = 11, 1.5
         g = torch.exp(-((torch.arange(size, dtype=torch.float64, device=device) - size // 2) ** 2) / (2 * sigma ** 2))
-        g = g / g.sum()
-        return torch.outer(g, g), False, 1.0
+        return g / g.sum(), False, 1.0
     if variant == "2018":
         size = 7
-        return torch.full((size, size), 1.0 / size ** 2, dtype=torch.float64, device=device), True, 2.0
+        return torch.full((size,), 1.0 / size, dtype=torch.float64, device=device), True, 2.0
     raise ValueError(f"unknown SSIM variant '{variant}'; choose one of {', '.join(SSIM_VARIANTS)}")
 
 
@@ -37,9 +40,18 @@ def ssim(x, y, variant="standard"):
     k = window.shape[0]
     if h < k or w < k:
         raise ValueError(f"images of {h}x{w} are smaller than the {k}x{k} SSIM window")
-    a = x.reshape(-1, 1, h, w).double()
-    b = y.reshape(-1, 1, h, w).double()
-    filt = lambda t: F.conv2d(t, window[None, None])  # noqa: E731  'valid': skimage crops the borders
+    a = x.reshape(-1, 1, h, w)
+    b = y.reshape(-1, 1, h, w)
+    out = torch.cat([_ssim_maps(a[i:i + CHUNK].double(), b[i:i + CHUNK].double(), window, sample_cov, data_range)
+                     for i in range(0, a.shape[0], CHUNK)])
+    return out.view(*lead, c).mean(-1)
+
+
+def _ssim_maps(a, b, window, sample_cov, data_range):
+    """Mean SSIM of each (1, H, W) image pair in a (N, 1, H, W) chunk."""
+    k = window.shape[0]
+    row, col = window.view(1, 1, 1, k), window.view(1, 1, k, 1)
+    filt = lambda t: F.conv2d(F.conv2d(t, row), col)  # noqa: E731  separable, 'valid': skimage crops borders
     mu_a, mu_b = filt(a), filt(b)
     var_a = filt(a * a) - mu_a ** 2
     var_b = filt(b * b) - mu_b ** 2
@@ -49,7 +61,7 @@ def ssim(x, y, variant="standard"):
         var_a, var_b, cov = (v * n / (n - 1) for v in (var_a, var_b, cov))
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
-    return s.mean(dim=(1, 2, 3)).view(*lead, c).mean(-1)
+    return s.mean(dim=(1, 2, 3))
 
 
 def psnr(x, y):

@@ -57,3 +57,11 @@ def test_batched_shapes_and_identity():
 def test_confidence_interval():
     mean, half = mean_confidence(torch.tensor([[1.0], [3.0]]))
     assert mean.item() == 2.0 and half.item() == pytest.approx(1.96 * 2 ** 0.5 / 2 ** 0.5)
+
+
+def test_chunked_filtering_equals_one_pass(monkeypatch):
+    import metrics
+    a, b = torch.rand(7, 2, 1, 32, 32), torch.rand(7, 2, 1, 32, 32)
+    whole = ssim(a, b, "2018")
+    monkeypatch.setattr(metrics, "CHUNK", 3)
+    assert torch.allclose(ssim(a, b, "2018"), whole, atol=1e-12)
