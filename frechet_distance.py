@@ -293,9 +293,8 @@ class FrechetDistanceCalculator:
     def compute_statistics(self, images):
         """(mu, sigma, n) of the features, streamed in float64; also kept for save_statistics()."""
         stats = RunningStatistics()
-        with torch.inference_mode():
-            for batch in self._batches(images):
-                stats.update(self.extract_features(batch))
+        for batch in self._batches(images):  # extract_features runs in inference mode
+            stats.update(self.extract_features(batch))
         self.mu, self.sigma, self.n = stats.result()
         self._warn_small(self.n)
         return self.mu, self.sigma, self.n
