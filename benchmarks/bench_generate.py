@@ -1,16 +1,33 @@
 """Generation speed with nsample samples: ours (samples batched) vs a per-sample loop (2018 structure).
 
-    python benchmarks/bench_generate.py [--device cuda] [--batch_size 4] [--nsample 100]
+    python benchmarks/bench_generate.py [--device cuda] [--batch_size 2] [--nsample 100] [--channels_last]
 
-SM-MNIST settings (dcgan, 5 -> 20 frames), eval-mode batch norm, same weights and inputs.
+SM-MNIST settings (dcgan, 5 -> 20 frames), eval-mode batch norm, same weights and inputs. Besides the
+ratio it prints each side's achieved GFLOP/s (analytic count from torch's FLOP counter) next to a
+large float32 matmul on the same device: when ours is close to that, the device is compute-bound and
+no restructuring of the same math can make sampling much faster.
 """
 import argparse
+import copy
 import datetime
 
 import torch
-from common import describe_device, time_interleaved
+from common import describe_device, sync, time_interleaved
+from torch.utils.flop_counter import FlopCounterMode
 
 from models.svg import SVG, SVGConfig
+
+
+def count_flops(fn):
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def matmul_gflops(device, n=4096, repeats=3):
+    """Float32 GFLOP/s of an n x n matmul: a practical ceiling for convolution-heavy work."""
+    a = torch.randn(n, n, device=device)
+    return 2 * n ** 3 / time_interleaved([lambda: a @ a], device, repeats)[0] / 1e9
 
 
 def main():
@@ -19,10 +36,14 @@ def main():
     p.add_argument("--batch_size", type=int, default=2, help="test sequences per call")
     p.add_argument("--nsample", type=int, default=100)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--channels_last", action="store_true", help="channels-last weights for ours (measured: no gain on the CPU, so off in generate_svg_lp.py)")
     args = p.parse_args()
     dev = torch.device(args.device)
     torch.manual_seed(0)
-    model = SVG(SVGConfig()).to(dev).eval()
+    ref_model = SVG(SVGConfig()).to(dev).eval()
+    model = copy.deepcopy(ref_model)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     x = torch.rand(args.batch_size, 25, 1, 64, 64, device=dev)
 
     def ours():
@@ -30,13 +51,18 @@ def main():
 
     def per_sample_loop():
         for _ in range(args.nsample):
-            model.sample(x, 5, 20, nsample=1)
+            ref_model.sample(x, 5, 20, nsample=1)
 
     t_ours, t_loop = time_interleaved([ours, per_sample_loop], dev, args.repeats)
+    f_ours, f_loop = count_flops(ours), count_flops(per_sample_loop)
+    sync(dev)
     print(f"# bench_generate {datetime.date.today()} device={describe_device(dev)} batch={args.batch_size} "
-          f"nsample={args.nsample} torch={torch.__version__}")
+          f"nsample={args.nsample} channels_last={args.channels_last} torch={torch.__version__}")
     print(f"ours {args.batch_size / t_ours:.3f} sequences/s, per-sample loop {args.batch_size / t_loop:.3f} "
           f"sequences/s, speed-up x{t_loop / t_ours:.2f}")
+    print(f"work: ours {f_ours / 1e9:.0f} GFLOP at {f_ours / t_ours / 1e9:.0f} GFLOP/s, per-sample loop "
+          f"{f_loop / 1e9:.0f} GFLOP at {f_loop / t_loop / 1e9:.0f} GFLOP/s; float32 matmul on this device "
+          f"{matmul_gflops(dev):.0f} GFLOP/s")
 
 
 if __name__ == "__main__":

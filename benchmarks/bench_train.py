@@ -45,7 +45,7 @@ def main():
     p.add_argument("--settings", default="smmnist,bair")
     p.add_argument("--data_workers", type=int, default=2, help="DataLoader workers for the data-pipeline measurement")
     p.add_argument("--growth_steps", type=int, default=6, help="extra steps to check memory does not grow")
-    p.add_argument("--peak_tflops", type=float, default=None, help="GPU peak for the fraction (H100 SXM: 989 bf16, 67 fp32)")
+    p.add_argument("--peak_tflops", type=float, default=None, help="device peak for the fraction (H100 SXM: 989 bf16, 67 fp32)")
     args = p.parse_args()
     dev = torch.device(args.device)
     print(f"# bench_train {datetime.date.today()} device={describe_device(dev)} batch={args.batch_size} "
@@ -64,13 +64,12 @@ def main():
         t_ours, t_ref = time_interleaved([ours_step, ref_step], dev, args.repeats)
         line = (f"{name}: ours {1 / t_ours:.3f} it/s, per-step reference {1 / t_ref:.3f} it/s, "
                 f"speed-up x{t_ref / t_ours:.2f}, peak memory {peak_memory_mb(dev):.0f} MB")
-        if dev.type == "cuda":
-            with FlopCounterMode(display=False) as counter:
-                ours_step()
-            tflops = counter.get_total_flops() / t_ours / 1e12
-            line += f", {tflops:.1f} TFLOP/s"
-            if args.peak_tflops:
-                line += f" ({100 * tflops / args.peak_tflops:.1f}% of peak)"
+        with FlopCounterMode(display=False) as counter:
+            ours_step()
+        tflops = counter.get_total_flops() / t_ours / 1e12
+        line += f", {counter.get_total_flops() / 1e9:.0f} GFLOP per step at {tflops:.3f} TFLOP/s"
+        if args.peak_tflops:
+            line += f" ({100 * tflops / args.peak_tflops:.1f}% of peak)"
         print(line, flush=True)
         if name == "smmnist":
             check_memory_growth(ours_step, dev, args.growth_steps)
