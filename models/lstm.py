@@ -2,6 +2,10 @@
 
 Unlike the 2018 modules these hold no batch size, device or hidden state: the
 caller owns the state, ``forward(x, state) -> (out, state)``.
+
+Under mixed precision (``--amp``) these networks run in their parameters' dtype with autocast
+off: they are a few percent of the model's FLOPs, and float32 keeps the cell state, which
+accumulates over time, and the Gaussian parameters, which feed exp() and the KL term, exact.
 """
 import torch
 import torch.nn as nn
@@ -18,19 +22,25 @@ class _StackedLSTM(nn.Module):
         self.embed = nn.Linear(input_size, hidden_size)
         self.lstm = nn.ModuleList([nn.LSTMCell(hidden_size, hidden_size) for _ in range(n_layers)])
 
-    def init_state(self, batch_size, device=None, dtype=torch.float32):
-        """Zero (h, c) for every layer."""
+    def init_state(self, batch_size, device=None, dtype=None):
+        """Zero (h, c) for every layer, in the parameters' dtype unless told otherwise."""
+        dtype = dtype or self.embed.weight.dtype
         zeros = lambda: torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)  # noqa: E731
         return [(zeros(), zeros()) for _ in range(self.n_layers)]
 
     def _run(self, x, state):
-        h = self.embed(x.reshape(-1, self.input_size))
+        h = self.embed(x.reshape(-1, self.input_size).to(self.embed.weight.dtype))
         new_state = []
         for cell, hc in zip(self.lstm, state):
             hc = cell(h, hc)
             new_state.append(hc)
             h = hc[0]
         return h, new_state
+
+    def forward(self, x, state):
+        with torch.autocast(x.device.type, enabled=False):
+            h, state = self._run(x, state)
+            return self._head(h), state
 
 
 class LSTM(_StackedLSTM):
@@ -41,9 +51,8 @@ class LSTM(_StackedLSTM):
         self.output_size = output_size
         self.output = nn.Sequential(nn.Linear(hidden_size, output_size), nn.Tanh())
 
-    def forward(self, x, state):
-        h, state = self._run(x, state)
-        return self.output(h), state
+    def _head(self, h):
+        return self.output(h)
 
 
 class GaussianLSTM(_StackedLSTM):
@@ -55,9 +64,8 @@ class GaussianLSTM(_StackedLSTM):
         self.mu_net = nn.Linear(hidden_size, output_size)
         self.logvar_net = nn.Linear(hidden_size, output_size)
 
-    def forward(self, x, state):
-        h, state = self._run(x, state)
-        return (self.mu_net(h), self.logvar_net(h)), state
+    def _head(self, h):
+        return self.mu_net(h), self.logvar_net(h)
 
 
 def reparameterize(mu, logvar):

@@ -96,9 +96,9 @@ class SVG(nn.Module):
         h_all, skips_all = self.encoder(frames, steps=T, stat_order=order)
         h_all = h_all.view(B, T, -1)
 
-        post_state = self.posterior.init_state(B, x.device, h_all.dtype)
-        pred_state = self.frame_predictor.init_state(B, x.device, h_all.dtype)
-        prior_state = self.prior.init_state(B, x.device, h_all.dtype) if self.prior is not None else None
+        post_state = self.posterior.init_state(B, x.device)
+        pred_state = self.frame_predictor.init_state(B, x.device)
+        prior_state = self.prior.init_state(B, x.device) if self.prior is not None else None
         mus, logvars, mus_p, logvars_p, h_preds = [], [], [], [], []
         for i in range(1, T):
             h, h_target = h_all[:, i - 1], h_all[:, i]
@@ -172,10 +172,10 @@ class SVG(nn.Module):
         rep = lambda t: t.reshape(B, known, *t.shape[1:]).repeat_interleave(nsample, 0)  # noqa: E731
         h_gt, skips_gt = rep(h_gt), [rep(s) for s in skips_gt]
         n = B * nsample
-        dev, dt = h_gt.device, h_gt.dtype
-        post_state = self.posterior.init_state(n, dev, dt)
-        pred_state = self.frame_predictor.init_state(n, dev, dt)
-        prior_state = self.prior.init_state(n, dev, dt) if self.prior is not None else None
+        dev, h_pred_dtype = h_gt.device, self.frame_predictor.embed.weight.dtype
+        post_state = self.posterior.init_state(n, dev)
+        pred_state = self.frame_predictor.init_state(n, dev)
+        prior_state = self.prior.init_state(n, dev) if self.prior is not None else None
 
         out = [x[:, t].repeat_interleave(nsample, 0) for t in range(n_past)]
         fixed = self.skip_frame(n_past, n_past)
@@ -203,7 +203,7 @@ class SVG(nn.Module):
                 (mu_p, logvar_p), prior_state = self.prior(h, prior_state)
                 z = reparameterize(mu_p, logvar_p)
             else:
-                z = torch.randn(n, self.config.z_dim, device=dev, dtype=dt)
+                z = torch.randn(n, self.config.z_dim, device=dev, dtype=h_pred_dtype)
 
             h_pred, pred_state = self.frame_predictor(torch.cat([h, z], 1), pred_state)
             if i >= n_past:

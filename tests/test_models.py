@@ -98,3 +98,22 @@ def test_bad_config_is_rejected():
         SVGConfig(image_width=96)
     with pytest.raises(ValueError, match="z_dim"):
         SVGConfig(z_dim=0)
+
+
+def test_mixed_precision_keeps_the_recurrent_part_in_float32():
+    """Under bfloat16 autocast only the convolutions drop precision: LSTM state, z and the KL stay float32."""
+    torch.manual_seed(0)
+    model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
+    x = torch.rand(4, 5, 1, 64, 64)
+    torch.manual_seed(1)
+    mse32, kld32 = model(x, 3)
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        x_pred, mu, logvar, mu_p, logvar_p = model.teacher_forced(x, 3)
+        torch.manual_seed(1)
+        mse16, kld16 = model(x, 3)
+    assert x_pred.dtype == torch.bfloat16  # the decoder did run in bfloat16
+    assert all(t.dtype == torch.float32 for t in (mu, logvar, mu_p, logvar_p))
+    assert mse16.dtype == kld16.dtype == torch.float32
+    torch.testing.assert_close(mse16, mse32, rtol=2e-2, atol=0)
+    torch.testing.assert_close(kld16, kld32, rtol=5e-2, atol=1e-4)
