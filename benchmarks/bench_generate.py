@@ -12,16 +12,9 @@ import copy
 import datetime
 
 import torch
-from common import describe_device, sync, time_interleaved
-from torch.utils.flop_counter import FlopCounterMode
+from common import count_flops, describe_device, time_interleaved
 
 from models.svg import SVG, SVGConfig
-
-
-def count_flops(fn):
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return counter.get_total_flops()
 
 
 def matmul_gflops(device, n=4096, repeats=3):
@@ -55,7 +48,6 @@ def main():
 
     t_ours, t_loop = time_interleaved([ours, per_sample_loop], dev, args.repeats)
     f_ours, f_loop = count_flops(ours), count_flops(per_sample_loop)
-    sync(dev)
     print(f"# bench_generate {datetime.date.today()} device={describe_device(dev)} batch={args.batch_size} "
           f"nsample={args.nsample} channels_last={args.channels_last} torch={torch.__version__}")
     print(f"ours {args.batch_size / t_ours:.3f} sequences/s, per-sample loop {args.batch_size / t_loop:.3f} "

@@ -11,8 +11,7 @@ import datetime
 import os
 
 import torch
-from common import ROOT, describe_device, peak_memory_mb, time_interleaved  # noqa: F401
-from torch.utils.flop_counter import FlopCounterMode
+from common import ROOT, count_flops, describe_device, peak_memory_mb, time_interleaved  # noqa: F401
 
 from models.svg import SVG, SVGConfig
 from tests.reference_loop import reference_loss
@@ -42,6 +41,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast for ours; the reference stays float32, as in 2018")
     p.add_argument("--compile", action="store_true", help="torch.compile our model (not the reference)")
+    p.add_argument("--channels_last", action="store_true", help="channels-last weights for our model (not the reference)")
     p.add_argument("--settings", default="smmnist,bair")
     p.add_argument("--data_workers", type=int, default=2, help="DataLoader workers for the data-pipeline measurement")
     p.add_argument("--growth_steps", type=int, default=6, help="extra steps to check memory does not grow")
@@ -49,13 +49,15 @@ def main():
     args = p.parse_args()
     dev = torch.device(args.device)
     print(f"# bench_train {datetime.date.today()} device={describe_device(dev)} batch={args.batch_size} "
-          f"amp={args.amp} compile={args.compile} torch={torch.__version__}")
+          f"amp={args.amp} compile={args.compile} channels_last={args.channels_last} torch={torch.__version__}")
     for name in args.settings.split(","):
         cfg, n_past, n_future = SETTINGS[name]
         torch.manual_seed(0)
         ours = SVG(cfg).to(dev)
         ref = copy.deepcopy(ours)
         x = torch.rand(args.batch_size, n_past + n_future, cfg.channels, 64, 64, device=dev)
+        if args.channels_last:
+            ours = ours.to(memory_format=torch.channels_last)
         fast_model = torch.compile(ours) if args.compile else ours
         ours_step = make_step(ours, lambda m, x, n: fast_model(x, n), x, n_past, args.amp, dev)
         ref_step = make_step(ref, reference_loss, x, n_past, False, dev)
@@ -64,10 +66,9 @@ def main():
         t_ours, t_ref = time_interleaved([ours_step, ref_step], dev, args.repeats)
         line = (f"{name}: ours {1 / t_ours:.3f} it/s, per-step reference {1 / t_ref:.3f} it/s, "
                 f"speed-up x{t_ref / t_ours:.2f}, peak memory {peak_memory_mb(dev):.0f} MB")
-        with FlopCounterMode(display=False) as counter:
-            ours_step()
-        tflops = counter.get_total_flops() / t_ours / 1e12
-        line += f", {counter.get_total_flops() / 1e9:.0f} GFLOP per step at {tflops:.3f} TFLOP/s"
+        flops = count_flops(ours_step)
+        tflops = flops / t_ours / 1e12
+        line += f", {flops / 1e9:.0f} GFLOP per step at {tflops:.3f} TFLOP/s"
         if args.peak_tflops:
             line += f" ({100 * tflops / args.peak_tflops:.1f}% of peak)"
         print(line, flush=True)

@@ -5,6 +5,7 @@ import sys
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -34,6 +35,13 @@ def time_interleaved(fns, device, repeats, warmup=1):
             sync(device)
             times[k].append(time.perf_counter() - t0)
     return [sorted(t)[len(t) // 2] for t in times]
+
+
+def count_flops(fn):
+    """Analytic FLOPs of one call of fn (torch's FLOP counter)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
 
 
 def peak_memory_mb(device):

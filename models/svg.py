@@ -172,7 +172,7 @@ class SVG(nn.Module):
         rep = lambda t: t.reshape(B, known, *t.shape[1:]).repeat_interleave(nsample, 0)  # noqa: E731
         h_gt, skips_gt = rep(h_gt), [rep(s) for s in skips_gt]
         n = B * nsample
-        dev, h_pred_dtype = h_gt.device, self.frame_predictor.embed.weight.dtype
+        dev, z_dtype = h_gt.device, self.frame_predictor.embed.weight.dtype
         post_state = self.posterior.init_state(n, dev)
         pred_state = self.frame_predictor.init_state(n, dev)
         prior_state = self.prior.init_state(n, dev) if self.prior is not None else None
@@ -203,7 +203,7 @@ class SVG(nn.Module):
                 (mu_p, logvar_p), prior_state = self.prior(h, prior_state)
                 z = reparameterize(mu_p, logvar_p)
             else:
-                z = torch.randn(n, self.config.z_dim, device=dev, dtype=h_pred_dtype)
+                z = torch.randn(n, self.config.z_dim, device=dev, dtype=z_dtype)
 
             h_pred, pred_state = self.frame_predictor(torch.cat([h, z], 1), pred_state)
             if i >= n_past:
