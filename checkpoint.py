@@ -11,6 +11,7 @@ import zipfile
 
 import torch
 
+from checkpoint_2018 import Checkpoint2018Error, read_2018_checkpoint
 from models.svg import SVG, SVGConfig
 from utils import atomic_write
 
@@ -28,16 +29,20 @@ def save_checkpoint(path, payload):
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """Load and validate a checkpoint dict; raises CheckpointError with the reason and the fix."""
+    """Load and validate a checkpoint dict; raises CheckpointError with the reason and the fix.
+
+    Files of this project load with ``weights_only=True``. A model file of the 2018 code
+    (edenton/svg) is read by the restricted reader of ``checkpoint_2018`` and converted in memory;
+    the result carries ``converted_from``.
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint file at '{path}'; pass the model.pth of a training run")
+    if not zipfile.is_zipfile(path):  # our files are zip archives; the 2018 authors' are legacy
+        return _load_2018(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"'{path}' is not an svg checkpoint: it holds pickled Python objects (a 2018 edenton/svg "
-            f"model file holds whole modules), which are not loaded for safety. Convert its weights or "
-            f"train with train_svg_lp.py. ({str(err).splitlines()[0]})") from err
+    except pickle.UnpicklingError:
+        return _load_2018(path)  # pickled modules: a 2018 file written by a later PyTorch
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise CheckpointError(f"'{path}' is corrupt or truncated and cannot be read ({err}); "
                               f"use another checkpoint or retrain") from err
@@ -46,6 +51,38 @@ def load_checkpoint(path, map_location="cpu"):
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"'{path}' has checkpoint format {ckpt['format_version']}, newer than this code "
                               f"({FORMAT_VERSION}); update the code")
+    return ckpt
+
+
+def _load_2018(path):
+    try:
+        ckpt = read_2018_checkpoint(path)
+    except Checkpoint2018Error as err:
+        raise CheckpointError(f"'{path}' is neither an svg checkpoint nor a readable 2018 edenton/svg model "
+                              f"file: {err}") from err
+    except OSError as err:
+        raise CheckpointError(f"'{path}' cannot be read ({err})") from err
+    return dict(ckpt, format_version=FORMAT_VERSION, program=PROGRAM)
+
+
+def describe_source(ckpt):
+    """One line for the user when a checkpoint was converted from a 2018 file, else None."""
+    source = ckpt.get("converted_from")
+    if not source:
+        return None
+    return (f"note: read a 2018 edenton/svg model file ({source['file']}, "
+            f"SVG-{'LP' if ckpt['config']['learned_prior'] else 'FP'}, {ckpt['config']['model']} "
+            f"{ckpt['config']['image_width']}x{ckpt['config']['image_width']}, dataset {ckpt['dataset']}); "
+            f"converted in memory")
+
+
+def convert_2018(src, dst):
+    """Write a 2018 model file in this project's format (loads with weights_only=True)."""
+    ckpt = load_checkpoint(src)
+    if not ckpt.get("converted_from"):
+        raise CheckpointError(f"'{src}' is already an svg checkpoint; nothing to convert")
+    build_model(ckpt)  # weights that do not fit opt's configuration stop here, before anything is written
+    save_checkpoint(dst, ckpt)
     return ckpt
 
 
@@ -67,7 +104,10 @@ def build_model(ckpt, device="cpu"):
         model = SVG(SVGConfig(**ckpt["config"]))
         model.load_state_dict(ckpt["model"])
     except (TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"checkpoint config and weights do not form an SVG model: {err}") from err
+        where = " (the 2018 file's opt does not fit its weights)" if ckpt.get("converted_from") else ""
+        lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0]  # the first concrete mismatch, not the heading
+        raise CheckpointError(f"checkpoint config and weights do not form an SVG model{where}: {detail}") from err
     return model.to(device)
 
 
@@ -87,10 +127,20 @@ if __name__ == "__main__":
     e = sub.add_parser("export", help="write an inference-only copy (no optimizer state)")
     e.add_argument("src")
     e.add_argument("dst")
+    c = sub.add_parser("convert", help="write a 2018 edenton/svg model file in this project's format")
+    c.add_argument("src")
+    c.add_argument("dst")
     a = p.parse_args()
     try:
-        export_inference(a.src, a.dst)
+        if a.command == "export":
+            export_inference(a.src, a.dst)
+        else:
+            converted = convert_2018(a.src, a.dst)
+            print(describe_source(converted))
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        print(f"error: cannot write '{a.dst}' ({err.strerror}); choose a writable path", file=sys.stderr)
         sys.exit(2)
     print(f"wrote {a.dst}")

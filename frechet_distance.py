@@ -18,18 +18,26 @@ encoder's latent vector (the default feature) describes pose and motion more tha
 import argparse
 import os
 import sys
+import threading
 import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from utils import DeviceError, choose_device
+
 ROOT = os.path.dirname(os.path.abspath(__file__))
 PRETRAINED_DIR = os.path.join(ROOT, "pretrained_models")
-PRETRAINED = {"smmnist": "svglp_smmnist2.pth"}  # dataset name -> file in pretrained_models/
+# dataset name -> file in pretrained_models/. "smmnist" is ours (shipped); "bair" is the authors'
+# 2018 file, which a user downloads from edenton/svg and puts there (read by checkpoint_2018).
+PRETRAINED = {"smmnist": "svglp_smmnist2.pth", "bair": "svglp_bair.pth"}
+NOT_SHIPPED = {"bair": "the authors' 2018 SVG-LP BAIR model is published in the edenton/svg repository as "
+                       "pretrained_models/svglp_bair.pth; download it and put it at that path"}
 DEFAULT_MODEL_PATH = os.path.join(PRETRAINED_DIR, PRETRAINED["smmnist"])
 FEATURES = ("latent", "latent+skips")
 _MODEL_CACHE = {}
+_MODEL_CACHE_LOCK = threading.Lock()  # threads on a cold cache load each model once
 
 
 class InputError(ValueError):
@@ -37,12 +45,18 @@ class InputError(ValueError):
 
 
 # ----------------------------------------------------------------------------- distance
-def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2):
-    """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1^1/2 S2 S1^1/2)^1/2), in float64.
+PSD_TOLERANCE = 1e-8  # relative: asymmetry and negative eigenvalues allowed in a covariance, for rounding
 
-    The trace of the matrix square root comes from a symmetric eigen-decomposition (no
-    ``scipy.linalg.sqrtm``), so the result is always real. Rounding can make it slightly negative
-    for (near-)identical statistics; that value is returned as is, not clipped.
+
+def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2):
+    """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), in float64.
+
+    tr((S1 S2)^1/2) is the nuclear norm (sum of singular values) of S1^1/2 S2^1/2, with each
+    square root from a symmetric eigen-decomposition: no ``scipy.linalg.sqrtm``, so the result is
+    always real, and no product S1^1/2 S2 S1^1/2 whose small eigenvalues would lose half their
+    digits. Rounding can make the result slightly negative for (near-)identical statistics; that
+    value is returned as is, not clipped. Each sigma must be symmetric positive semi-definite to a
+    relative tolerance of PSD_TOLERANCE.
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -51,19 +65,20 @@ def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2):
     for name, a in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
         if not np.all(np.isfinite(a)):
             raise InputError(f"{name} contains NaN or infinite values")
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * _trace_sqrt_product(s1, s2))
+    r1, r2 = _psd_sqrt(s1, "sigma1"), _psd_sqrt(s2, "sigma2")
+    trace_sqrt = np.linalg.svd(r1 @ r2, compute_uv=False).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
 
 
-def _psd_sqrt(s):
+def _psd_sqrt(s, name):
+    """Symmetric square root of a covariance; raises InputError if it is not symmetric PSD."""
+    scale = np.abs(s).max()
+    if np.abs(s - s.T).max() > PSD_TOLERANCE * max(scale, 1e-300):
+        raise InputError(f"{name} is not symmetric; pass a covariance matrix")
     w, v = np.linalg.eigh((s + s.T) / 2)
+    if w.size and w.min() < -PSD_TOLERANCE * max(np.abs(w).max(), 1e-300):
+        raise InputError(f"{name} is not positive semi-definite (eigenvalue {w.min():.3g}); pass a covariance matrix")
     return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-
-
-def _trace_sqrt_product(s1, s2):
-    """tr((S1 S2)^1/2) = sum of sqrt of eigenvalues of the PSD matrix S1^1/2 S2 S1^1/2."""
-    r = _psd_sqrt(s1)
-    m = r @ s2 @ r
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum())
 
 
 def frechet_distance_from_features(f1, f2):
@@ -92,6 +107,11 @@ def frechet_distance_from_features(f1, f2):
 def kernel_distance_from_features(f1, f2, num_subsets=100, subset_size=1000, seed=0):
     """Unbiased KID (MMD^2 with the kernel (x.y/d + 1)^3) over seeded random subsets: (mean, std error)."""
     f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
+    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
+        raise InputError(f"KID needs two feature sets (N, d) of the same d, got shapes {f1.shape} and {f2.shape}")
+    if not (isinstance(num_subsets, int) and num_subsets >= 1 and isinstance(subset_size, int) and subset_size >= 2):
+        raise InputError(f"num_subsets must be at least 1 and subset_size at least 2, got {num_subsets} and "
+                         f"{subset_size}")
     m = min(subset_size, len(f1), len(f2))
     if m < 2:
         raise InputError("KID needs at least 2 samples in each set")
@@ -161,12 +181,8 @@ def _to_tensor(images):
     return images
 
 
-def prepare_images(images, width, channels, value_range=None):
-    """Validate and convert images to float32 (N, channels, width, width) in [0, 1].
-
-    Accepts (N, C, H, W) or videos (N, T, C, H, W) with C in {1, 3}; see the module docstring for
-    the value-range rule.
-    """
+def _checked_images(images):
+    """(float32 (N, C, H, W) tensor, was_integer) after the shape, dtype and finiteness checks."""
     x = _to_tensor(images)
     if x.dim() == 5:
         x = x.reshape(-1, *x.shape[2:])
@@ -181,21 +197,39 @@ def prepare_images(images, width, channels, value_range=None):
     x = x.float() if integer else x.to(torch.float32)
     if not torch.isfinite(x).all():
         raise InputError("images contain NaN or infinite values")
+    return x, integer
+
+
+def infer_value_range(x, integer):
+    """The range rule of the module docstring, applied to one batch: (0, 1) or (0, 255)."""
     lo, hi = x.min().item(), x.max().item()
-    if value_range is None:
-        if integer or (hi > 2 and lo >= 0):
-            value_range = (0, 255)
-        elif lo >= 0 and hi <= 1:
-            value_range = (0, 1)
-        elif lo >= 0 and hi <= 2:
-            raise InputError(f"float images with maximum {hi:.3g} are ambiguous (between [0, 1] and [0, 255]); "
-                             "pass value_range=(0, 1) or (0, 255)")
-        else:
-            raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside [0, 1] and [0, 255]; "
-                             "rescale them or pass value_range=(low, high)")
-    low, high = value_range
+    if integer or (hi > 2 and lo >= 0):
+        return (0, 255)
+    if lo >= 0 and hi <= 1:
+        return (0, 1)
+    if lo >= 0 and hi <= 2:
+        raise InputError(f"float images with maximum {hi:.3g} are ambiguous (between [0, 1] and [0, 255]); "
+                         "pass value_range=(0, 1) or (0, 255)")
+    raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside [0, 1] and [0, 255]; "
+                     "rescale them or pass value_range=(low, high)")
+
+
+def _value_range_pair(value_range):
+    try:
+        low, high = (float(v) for v in value_range)
+    except (TypeError, ValueError):
+        raise InputError(f"value_range must be a pair (low, high) such as (0, 1) or (0, 255), got {value_range!r}") from None
+    if not (np.isfinite(low) and np.isfinite(high) and high > low):
+        raise InputError(f"value_range must be finite with high > low, got {value_range!r}")
+    return low, high
+
+
+def _normalised(x, value_range, width, channels, origin="value_range"):
+    lo, hi = x.min().item(), x.max().item()
+    low, high = _value_range_pair(value_range)
     if lo < low - 1e-6 or hi > high + 1e-6:
-        raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside value_range {value_range}")
+        raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside the range {value_range} set by {origin}; "
+                         f"pass value_range= for the whole set")
     x = (x - low) / (high - low)
     if x.shape[1] != channels:
         if channels == 1:  # ITU-R 601 luma, as PIL's convert('L')
@@ -207,6 +241,20 @@ def prepare_images(images, width, channels, value_range=None):
     return x.contiguous()
 
 
+def prepare_images(images, width, channels, value_range=None):
+    """Validate and convert one batch of images to float32 (N, channels, width, width) in [0, 1].
+
+    Accepts (N, C, H, W) or videos (N, T, C, H, W) with C in {1, 3}; see the module docstring for
+    the value-range rule. For a set given as several batches, the calculator decides the range
+    once, from the first batch (see ``FrechetDistanceCalculator.extract_features``).
+    """
+    x, integer = _checked_images(images)
+    origin = "value_range"
+    if value_range is None:
+        value_range, origin = infer_value_range(x, integer), "the images' own values"
+    return _normalised(x, value_range, width, channels, origin)
+
+
 # ----------------------------------------------------------------------------- model
 def resolve_model_path(model_path=None, dataset=None):
     if dataset is not None:
@@ -214,6 +262,8 @@ def resolve_model_path(model_path=None, dataset=None):
             raise InputError(f"unknown dataset '{dataset}'; pretrained models exist for: {', '.join(PRETRAINED)}")
         path = os.path.join(PRETRAINED_DIR, PRETRAINED[dataset])
         if not os.path.isfile(path):
+            if dataset in NOT_SHIPPED:
+                raise FileNotFoundError(f"no model file at '{path}': {NOT_SHIPPED[dataset]}")
             shipped = [k for k, v in PRETRAINED.items() if os.path.isfile(os.path.join(PRETRAINED_DIR, v))]
             raise FileNotFoundError(f"the pretrained model for '{dataset}' is not shipped ({path}); "
                                     f"available: {', '.join(shipped) or 'none'}")
@@ -225,15 +275,25 @@ def resolve_model_path(model_path=None, dataset=None):
 
 
 def load_encoder(model_path=None, device=None, dataset=None):
-    """(encoder in eval mode, config) from a checkpoint, cached in memory by (path, device)."""
-    from checkpoint import load_model
+    """(encoder in eval mode, config) from a checkpoint (ours or a 2018 edenton/svg file).
+
+    Cached in memory by the file's identity (path, size, modification time) and the device, so a
+    file rewritten in place is read again; concurrent callers load each key once.
+    """
+    from checkpoint import describe_source, load_model
     path = resolve_model_path(model_path, dataset)
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    key = (path, str(device))
-    if key not in _MODEL_CACHE:
-        model, _ = load_model(path, device)
-        _MODEL_CACHE[key] = (model.encoder.eval(), model.config)
-    return _MODEL_CACHE[key]
+    device = choose_device(device)  # None or "auto": CUDA when present
+    stat = os.stat(path)
+    key = (path, stat.st_size, stat.st_mtime_ns, str(device))
+    with _MODEL_CACHE_LOCK:
+        if key not in _MODEL_CACHE:
+            model, ckpt = load_model(path, device)
+            if describe_source(ckpt):
+                print(describe_source(ckpt), file=sys.stderr)
+            for stale in [k for k in _MODEL_CACHE if k[0] == path and k[3] == key[3]]:
+                del _MODEL_CACHE[stale]
+            _MODEL_CACHE[key] = (model.encoder.eval(), model.config)
+        return _MODEL_CACHE[key]
 
 
 def clear_model_cache():
@@ -250,6 +310,10 @@ class FrechetDistanceCalculator:
                  value_range=None):
         if features not in FEATURES:
             raise InputError(f"features must be one of {FEATURES}, got '{features}'")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if value_range is not None:
+            _value_range_pair(value_range)
         self.encoder, self.config = load_encoder(model_path, device, dataset)
         self.device = next(self.encoder.parameters()).device
         self.batch_size = batch_size
@@ -277,15 +341,24 @@ class FrechetDistanceCalculator:
         else:
             yield from images
 
+    def _feature_batches(self, images):
+        """Features (float64 numpy) batch by batch. One value range holds for the whole set: the
+        explicit ``value_range``, or the one the first batch implies; a later batch outside it is an
+        error, never silently a different scale."""
+        value_range, origin = self.value_range, "value_range"
+        with torch.inference_mode():
+            for k, batch in enumerate(self._batches(images)):
+                x, integer = _checked_images(batch)
+                if value_range is None:
+                    value_range, origin = infer_value_range(x, integer), "the first batch of this set"
+                x = _normalised(x, value_range, self.config.image_width, self.config.channels,
+                                origin if k == 0 else f"{origin} (in batch {k})")
+                for i in range(0, len(x), self.batch_size):
+                    yield self._features(x[i:i + self.batch_size].to(self.device)).double().cpu().numpy()
+
     def extract_features(self, images):
         """(N, d) float64 numpy features of images (array, tensor, or an iterable of batches)."""
-        out = []
-        with torch.inference_mode():
-            for batch in self._batches(images):
-                x = prepare_images(batch, self.config.image_width, self.config.channels, self.value_range)
-                for k in range(0, len(x), self.batch_size):
-                    xb = x[k:k + self.batch_size].to(self.device)
-                    out.append(self._features(xb).double().cpu().numpy())
+        out = list(self._feature_batches(images))
         if not out:
             raise InputError("the image set is empty")
         return np.concatenate(out)
@@ -293,8 +366,8 @@ class FrechetDistanceCalculator:
     def compute_statistics(self, images):
         """(mu, sigma, n) of the features, streamed in float64; also kept for save_statistics()."""
         stats = RunningStatistics()
-        for batch in self._batches(images):  # extract_features runs in inference mode
-            stats.update(self.extract_features(batch))
+        for features in self._feature_batches(images):
+            stats.update(features)
         self.mu, self.sigma, self.n = stats.result()
         self._warn_small(self.n)
         return self.mu, self.sigma, self.n
@@ -397,7 +470,7 @@ def main(argv=None):
             stats.append(data[1:] if isinstance(data, tuple) else calc.compute_statistics(data)[:2])
         print(f"{frechet_distance_from_statistics(*stats[0], *stats[1]):.6f}")
         return 0
-    except (InputError, FileNotFoundError, CheckpointError) as err:
+    except (InputError, FileNotFoundError, CheckpointError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -8,7 +8,6 @@ best-SSIM sample, 3 random samples), metrics.csv (per sequence and time step), m
 """
 import argparse
 import csv
-import hashlib
 import json
 import os
 import sys
@@ -16,10 +15,10 @@ import sys
 import numpy as np
 import torch
 
-from checkpoint import CheckpointError, load_model
+from checkpoint import CheckpointError, describe_source, load_model
 from data import DataError, load_dataset
 from metrics import SSIM_VARIANTS, mean_confidence, psnr, ssim
-from utils import choose_device, derived_seed, framed, image_grid, labelled_row, save_gif, save_png, write_json
+from utils import DeviceError, choose_device, derived_seed, file_sha256, framed, image_grid, labelled_row, save_gif, save_png, write_json
 
 # The paper's test protocol per dataset: (n_past, n_future)
 TEST_PROTOCOL = {"smmnist": (5, 20), "kth": (10, 30), "bair": (2, 28)}
@@ -51,14 +50,6 @@ def build_parser():
       help="sequence x sample rollouts run together (memory knob; does not change the protocol)")
     a("--no_gifs", action="store_true", help="write only the metrics")
     return p
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def evaluate_batch(model, x, n_past, n_future, nsample, rollout_batch, ssim_variant, gen):
@@ -137,6 +128,8 @@ def generate(args):
         raise UsageError("--batch_size, --nsample, --N and --rollout_batch must be at least 1")
     device = choose_device(args.device)
     model, ckpt = load_model(args.model_path, device)
+    if describe_source(ckpt):
+        print(describe_source(ckpt), flush=True)
     train_args = ckpt.get("args", {})
     dataset = ckpt.get("dataset") or train_args.get("dataset", "smmnist")
     n_past_default, n_future_default = TEST_PROTOCOL.get(dataset, (ckpt.get("n_past", 5), ckpt.get("n_future", 10)))
@@ -216,7 +209,7 @@ def generate(args):
     mu_r, s_r, _ = real_stats.result()
     mu_f, s_f, _ = fake_stats.result()
     summary = {
-        "checkpoint": os.path.abspath(args.model_path), "checkpoint_sha256": sha256(args.model_path),
+        "checkpoint": os.path.abspath(args.model_path), "checkpoint_sha256": file_sha256(args.model_path),
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv), "seed": args.seed,
         "dataset": dataset, "n_past": n_past, "n_future": n_future, "nsample": args.nsample, "N": args.N,
         "ssim_variant": args.ssim, "bn_train_mode": args.bn_train_mode,
@@ -232,7 +225,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return generate(args)
-    except (UsageError, CheckpointError, DataError, FileNotFoundError) as err:
+    except (UsageError, CheckpointError, DataError, DeviceError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
 

@@ -15,10 +15,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
-from checkpoint import CheckpointError, build_model, load_checkpoint, save_checkpoint
+from checkpoint import CheckpointError, build_model, describe_source, load_checkpoint, save_checkpoint
 from data import DATASET_CHANNELS, DATASETS, DataError, load_dataset
 from models.svg import SVG, SVGConfig
-from utils import choose_device, derived_seed, image_grid, save_gif, save_png, write_json
+from run_folder import Run, RunFolderBusy
+from utils import DeviceError, choose_device, derived_seed, image_grid, save_gif, save_png, write_json
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 PLOT_ROWS = 10      # sequences shown in the per-epoch plots (2018: min(batch_size, 10))
@@ -42,7 +43,9 @@ def build_parser(learned_prior):
     a("--beta1", default=0.9, type=float, help="momentum term for adam (and sgd momentum)")
     a("--batch_size", default=100, type=int, help="batch size (per process under torchrun)")
     a("--log_dir", default="logs/lp" if learned_prior else "logs/fp", help="base directory to save logs")
-    a("--model_dir", default="", help="continue a run from its model.pth, writing to <run>/continued (2018)")
+    a("--model_dir", default="", metavar="RUN",
+      help="continue from a run folder or a .pth file (ours or a 2018 edenton/svg file) into <run>/continued: "
+           "weights and settings from the checkpoint, a fresh optimizer; other flags may be changed")
     a("--name", default="", help="identifier appended to the run folder name")
     a("--data_root", default="data", help="root directory for data")
     a("--optimizer", default="adam", help="optimizer to train with: adam | rmsprop | sgd")
@@ -114,8 +117,15 @@ def validate_args(args):
         (args.n_past >= 1, f"--n_past must be at least 1, got {args.n_past}"),
         (args.n_future >= 1, f"--n_future must be at least 1, got {args.n_future}"),
         (args.n_eval > args.n_past, f"--n_eval ({args.n_eval}) must exceed --n_past ({args.n_past})"),
-        (args.batch_size >= 1 and args.epoch_size >= 1 and args.niter >= 1,
-         "--batch_size, --epoch_size and --niter must be at least 1"),
+        (args.batch_size >= 2, f"--batch_size must be at least 2 (batch norm needs 2 sequences per step), got "
+                               f"{args.batch_size}"),
+        (args.epoch_size >= 1 and args.niter >= 1, "--epoch_size and --niter must be at least 1"),
+        (args.lr > 0 and math.isfinite(args.lr), f"--lr must be a positive number, got {args.lr}"),
+        (0 <= args.beta1 < 1, f"--beta1 must be in [0, 1), got {args.beta1}"),
+        (args.beta >= 0 and math.isfinite(args.beta), f"--beta must be 0 or more, got {args.beta}"),
+        *[(getattr(args, k) >= 1, f"--{k} must be at least 1, got {getattr(args, k)}")
+          for k in ("g_dim", "z_dim", "rnn_size", "predictor_rnn_layers", "posterior_rnn_layers",
+                    "prior_rnn_layers") if hasattr(args, k)],
         (args.dataset not in DATASET_CHANNELS or args.channels == DATASET_CHANNELS[args.dataset],
          f"--channels {args.channels} does not match {args.dataset}, which has "
          f"{DATASET_CHANNELS.get(args.dataset)} channel(s)"),
@@ -162,29 +172,6 @@ class EpochSampler(Sampler):
         return self.per_epoch
 
 
-class Run:
-    """Where a run writes: args.json, metrics.jsonl, train.log, model.pth and gen/."""
-
-    def __init__(self, directory):
-        self.dir = directory
-        self.gen = os.path.join(directory, "gen")
-        self.checkpoint = os.path.join(directory, "model.pth")
-        self.metrics = os.path.join(directory, "metrics.jsonl")
-        self.log = os.path.join(directory, "train.log")
-
-    def make(self):
-        os.makedirs(self.gen, exist_ok=True)
-
-    def drop_metrics_after(self, epoch):
-        """Forget metrics of epochs that have no checkpoint (a run killed after logging, before saving)."""
-        if not os.path.exists(self.metrics):
-            return
-        with open(self.metrics) as f:
-            rows = [line for line in f if line.strip() and json.loads(line)["epoch"] <= epoch]
-        with open(self.metrics, "w") as f:
-            f.writelines(rows)
-
-
 def setup_distributed(device_name):
     """(rank, world, device); initialises the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -226,45 +213,123 @@ def format_args(args):
     return dict(vars(args))
 
 
-def resolve_run(args, learned_prior):
-    """(args, run folder, checkpoint or None, first epoch) for a new, resumed or continued run."""
+# Flags that define the network: they come from the checkpoint's weights and cannot be changed.
+ARCHITECTURE_FLAGS = ("model", "image_width", "channels", "g_dim", "z_dim", "rnn_size", "predictor_rnn_layers",
+                      "posterior_rnn_layers", "prior_rnn_layers", "last_frame_skip", "skip_from_last_conditioning")
+# Flags an exactly resumed run may change; any other change would alter the replayed training.
+RESUME_MAY_CHANGE = ("niter", "device", "data_threads", "data_root", *SPEED_FLAGS)
+NOT_INHERITED = ("resume", "model_dir", "log_dir")  # where to read and write comes from this command
+
+
+def parse_args(learned_prior, argv=None):
+    """(args, checkpoint or None) from the command line.
+
+    For ``--resume`` and ``--model_dir`` the checkpoint's settings become the parser's defaults and
+    the command line is parsed again, so a flag given explicitly always wins, even at its default
+    value; flags that define the network must equal the checkpoint's, and ``--resume`` also refuses
+    flags that would change the replayed run.
+    """
+    parser = build_parser(learned_prior)
+    args = parser.parse_args(argv)
+    if args.resume and args.model_dir:
+        raise UsageError("pass either --resume RUN_DIR (exact, in place) or --model_dir RUN (a continued run), not both")
     if not (args.resume or args.model_dir):
         validate_args(_speed_flags_off_unless_set(args))
-        return args, Run(run_name(args, learned_prior)), None, 0
+        return args, None
     source = args.resume or args.model_dir
-    ckpt = load_checkpoint(source if source.endswith(".pth") else os.path.join(source, "model.pth"))
-    if args.resume and ("optimizer" not in ckpt or source.endswith(".pth")):
+    path = source if os.path.isfile(source) else os.path.join(source, "model.pth")
+    ckpt = load_checkpoint(path)
+    if args.resume and ("optimizer" not in ckpt or os.path.isfile(source)):
         raise UsageError(f"--resume needs a run folder whose model.pth holds the full training state; "
                          f"continue '{source}' with a fresh optimizer through --model_dir instead")
-    command_log_dir = args.log_dir
-    defaults = build_parser(learned_prior)
-    # flags a resumed run may change; every other setting comes from the checkpoint
-    keep = {k: getattr(args, k) for k in ("niter", "device", "data_threads", *SPEED_FLAGS)
-            if getattr(args, k) != defaults.get_default(k) or k == "niter"}
-    keep.update(resume=args.resume, model_dir=args.model_dir)
-    if args.model_dir:
-        keep["optimizer"] = args.optimizer  # the 2018 --model_dir kept the new optimizer flag
-    # defaults first, so checkpoints written before a flag existed still resume
-    args = _speed_flags_off_unless_set(argparse.Namespace(**{**vars(defaults.parse_args([])), **ckpt["args"], **keep}))
+    if "args" not in ckpt or "epoch" not in ckpt:
+        raise UsageError(f"'{path}' has no training arguments or epoch count; it cannot be continued")
+    dests = {a.dest for a in parser._actions}
+    saved = {k: v for k, v in ckpt["args"].items() if k in dests and k not in NOT_INHERITED}
+    parser.set_defaults(**saved)
+    args = parser.parse_args(argv)
+    for k in ARCHITECTURE_FLAGS:
+        if k in dests and k in ckpt["config"] and getattr(args, k) != ckpt["config"][k]:
+            raise UsageError(f"--{k} {getattr(args, k)} differs from the checkpoint's {ckpt['config'][k]}; the "
+                             f"network comes from the checkpoint: drop the flag or start a new run")
+    if args.resume:
+        changed = [k for k in sorted(saved) if k not in RESUME_MAY_CHANGE and getattr(args, k) != saved[k]]
+        if changed:
+            raise UsageError(f"--resume replays the run exactly, so --{changed[0]} cannot change "
+                             f"({saved[changed[0]]} -> {getattr(args, changed[0])}); use --model_dir to continue "
+                             f"with new settings")
+    validate_args(_speed_flags_off_unless_set(args))
+    return args, ckpt
+
+
+def resolve_run(args, ckpt, learned_prior):
+    """(run folder, first epoch) for a new, resumed (``--resume``) or continued (``--model_dir``) run.
+
+    A continued run writes to ``<run>/continued`` (2018) or, from a .pth file, to
+    ``<log_dir>/<run name>/continued``; its epochs go on counting from the checkpoint's (a 2018
+    file has no count and starts at 0).
+    """
+    if ckpt is None:
+        return Run(run_name(args, learned_prior)), 0
     if args.niter <= ckpt["epoch"] + 1:
         raise UsageError(f"the run already has {ckpt['epoch'] + 1} epochs; pass --niter larger than that")
     if args.resume:
-        run = Run(args.resume)
-    elif source.endswith(".pth"):  # e.g. a shipped model: continue under --log_dir
-        run = Run(os.path.join(run_name(argparse.Namespace(**{**vars(args), "log_dir": command_log_dir}),
-                                        learned_prior), "continued"))
-    else:  # the 2018 behaviour: <run>/continued
-        run = Run(os.path.join(args.model_dir, "continued"))
-    return args, run, ckpt, ckpt["epoch"] + 1
+        return Run(args.resume), ckpt["epoch"] + 1
+    if os.path.isfile(args.model_dir):  # e.g. a shipped model or a 2018 file: continue under --log_dir
+        return Run(os.path.join(run_name(args, learned_prior), "continued")), ckpt["epoch"] + 1
+    return Run(os.path.join(args.model_dir, "continued")), ckpt["epoch"] + 1
 
 
-def train(args, learned_prior):
-    """Train SVG-LP (learned_prior=True) or SVG-FP from parsed arguments."""
+def train(args, ckpt, learned_prior):
+    """Train SVG-LP (learned_prior=True) or SVG-FP from arguments parsed by ``parse_args``."""
     rank, world, device = setup_distributed(args.device)
     is_main = rank == 0
     say = print if is_main else (lambda *a, **k: None)
 
-    args, run, ckpt, start_epoch = resolve_run(args, learned_prior)
+    run, start_epoch = resolve_run(args, ckpt, learned_prior)
+    if is_main:
+        claim_run_folder(run, resumed=bool(args.resume))
+    try:
+        return _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch)
+    finally:
+        run.unlock()
+        if world > 1:
+            dist.destroy_process_group()
+
+
+class CurrentStderr:
+    """Whatever sys.stderr is now (progressbar2 would otherwise keep the stderr of its import time)."""
+
+    def __getattr__(self, name):
+        return getattr(sys.stderr, name)
+
+
+def claim_run_folder(run, resumed):
+    """Lock the run folder; a new or continued run never reuses a folder that holds a run."""
+    def refuse_if_taken():
+        if not resumed and run.holds_a_run():
+            raise UsageError(f"'{run.dir}' already holds a run; continue it with --resume {run.dir}, start a new "
+                             f"one elsewhere (--name SUFFIX or --log_dir DIR), or delete the folder to start over")
+    refuse_if_taken()
+    try:
+        run.lock()
+    except RunFolderBusy as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:
+        raise UsageError(f"cannot write the run folder '{run.dir}' ({err.strerror}); choose a writable "
+                         f"--log_dir") from None
+    try:
+        refuse_if_taken()  # again under the lock: another process may have started there meanwhile
+    except UsageError:
+        run.unlock()
+        raise
+
+
+def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
+    is_main = rank == 0
+    say = print if is_main else (lambda *a, **k: None)
+    if ckpt is not None and ckpt.get("converted_from") and is_main:
+        say(describe_source(ckpt))
 
     train_data, test_data = load_dataset(args.dataset, args.data_root, args.n_past + args.n_future, args.n_eval,
                                          image_width=args.image_width, num_digits=args.num_digits, seed=args.seed,
@@ -282,10 +347,10 @@ def train(args, learned_prior):
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args)
-    if ckpt is not None and "optimizer" in ckpt and ckpt.get("optimizer_name") == args.optimizer:
+    if args.resume:
         optimizer.load_state_dict(ckpt["optimizer"])
-    elif ckpt is not None and is_main:
-        print(f"note: no {args.optimizer} state in the checkpoint; the optimizer starts afresh", flush=True)
+    elif ckpt is not None:
+        say(f"continuing from epoch {ckpt['epoch'] + 1} with a fresh {args.optimizer} optimizer", flush=True)
     step = ckpt["step"] if ckpt is not None else 0
     net = model
     if world > 1:
@@ -317,7 +382,7 @@ def train(args, learned_prior):
         sampler.epoch = epoch
         model.train()
         sums = torch.zeros(2, device=device)
-        bar = progressbar.ProgressBar(max_value=args.epoch_size, redirect_stdout=False, widgets=[
+        bar = progressbar.ProgressBar(max_value=args.epoch_size, redirect_stdout=False, fd=CurrentStderr(), widgets=[
             f"[{epoch:02d}] ", progressbar.Counter(), f"/{args.epoch_size} ", progressbar.Bar(), " ",
             progressbar.Variable("mse", precision=5), " ", progressbar.Variable("kld", precision=5), " ",
             progressbar.ETA()]) if is_main else None
@@ -335,10 +400,11 @@ def train(args, learned_prior):
             if (it + 1) % LOG_EVERY == 0 or it + 1 == args.epoch_size:
                 mse_sum, kld_sum = sums.tolist()
                 if not (math.isfinite(mse_sum) and math.isfinite(kld_sum)):
+                    kept = (f"the last good checkpoint ({run.checkpoint}) is kept" if os.path.exists(run.checkpoint)
+                            else "no checkpoint had been written yet")
                     raise TrainingDiverged(
                         f"the loss became {'NaN' if math.isnan(mse_sum + kld_sum) else 'infinite'} in epoch "
-                        f"{epoch} near iteration {it + 1}; the last good checkpoint ({run.checkpoint}) is kept. "
-                        f"Lower --lr or check the data.")
+                        f"{epoch} near iteration {it + 1}; {kept}. Lower --lr or check the data.")
                 if bar is not None:
                     n = (it + 1) * (args.n_past + args.n_future)
                     bar.update(it + 1, mse=mse_sum / n, kld=kld_sum / n)
@@ -366,17 +432,15 @@ def train(args, learned_prior):
             "epoch": epoch, "step": step, "args": format_args(args), "digit_source": digit_source,
             "dataset": args.dataset, "n_past": args.n_past, "n_future": args.n_future,
             "mse": epoch_mse, "kld": epoch_kld})
-    if world > 1:
-        dist.destroy_process_group()
     return run
 
 
 def main(learned_prior, argv=None):
     """Entry point of both scripts: errors in the user's input end with one line and exit code 2."""
-    args = build_parser(learned_prior).parse_args(argv)
     try:
-        return train(args, learned_prior)
-    except (UsageError, DataError, CheckpointError) as err:
+        args, ckpt = parse_args(learned_prior, argv)
+        return train(args, ckpt, learned_prior)
+    except (UsageError, DataError, CheckpointError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except TrainingDiverged as err:

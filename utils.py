@@ -1,4 +1,5 @@
 """Small shared helpers: device choice, seeding, image grids, PNG and GIF writing, atomic files."""
+import hashlib
 import json
 import os
 import tempfile
@@ -8,13 +9,31 @@ import numpy as np
 import torch
 
 
+class DeviceError(ValueError):
+    """A device name that is malformed or not present on this machine."""
+
+
 def choose_device(name="auto"):
-    """'auto' -> CUDA when present, else CPU; otherwise torch.device(name)."""
+    """'auto' -> CUDA when present, else CPU; otherwise the named device, checked to exist here."""
+    name = "auto" if name is None else str(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device '{name}' asked for, but CUDA is not available; use --device cpu")
-    return torch.device(name)
+    if name == "gpu":
+        name = "cuda"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device '{name}' asked for, but CUDA is not available on this machine; use "
+                              f"--device cpu (or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(f"device '{name}' does not exist: this machine has {torch.cuda.device_count()} "
+                              f"GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    elif device.type != "cpu":
+        raise DeviceError(f"device '{name}' is not supported; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def derived_seed(*parts):
@@ -71,6 +90,15 @@ def atomic_write(path, write):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def file_sha256(path):
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def write_json(path, obj):

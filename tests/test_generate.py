@@ -81,7 +81,7 @@ def test_bad_input_exits_2(lp_ckpt, tmp_path):
     (tmp_path / "corrupt.pth").write_bytes(b"PK\x03\x04 not really a zip")
     cases = [
         (["--model_path", str(tmp_path / "missing.pth")], "no checkpoint file"),
-        (["--model_path", str(tmp_path / "pickled_module.pth")], "pickled Python objects"),
+        (["--model_path", str(tmp_path / "pickled_module.pth")], "holds a pickled torch.nn.modules.linear.Linear"),
         (["--model_path", str(tmp_path / "corrupt.pth")], "corrupt"),
         (["--model_path", lp_ckpt, "--N", "100000"], "larger than the test set"),
         (["--model_path", lp_ckpt, "--n_past", "0"], "at least 1"),

@@ -106,9 +106,18 @@ def cli(*args, cwd=ROOT):
     (["--optimizer", "lbfgs"], "--optimizer must be one of"),
     (["--num_digits", "4"], "--num_digits must be 1, 2 or 3"),
     (["--resume", "/nonexistent/run"], "no checkpoint file"),
+    (["--z_dim", "0"], "--z_dim must be at least 1"),
+    (["--g_dim", "0"], "--g_dim must be at least 1"),
+    (["--rnn_size", "0"], "--rnn_size must be at least 1"),
+    (["--lr", "-1"], "--lr must be a positive number"),
+    (["--beta1", "2"], "--beta1 must be in [0, 1)"),
+    (["--batch_size", "1"], "batch norm needs 2"),
+    (["--device", "foo"], "unknown device 'foo'"),
+    (["--device", "cuda:7"], "CUDA is not available"),
+    (["--log_dir", __file__], "cannot write the run folder"),
 ])
 def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
-    res = cli("train_svg_lp.py", "--log_dir", str(tmp_path), *flags)
+    res = cli("train_svg_lp.py", "--log_dir", str(tmp_path), *TINY[-2:], *flags)
     assert res.returncode == 2, res.stderr
     assert message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1

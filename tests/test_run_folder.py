@@ -1,0 +1,89 @@
+"""Never lose a run: existing folders are not started over, one writer at a time, stale files cleaned."""
+import os
+
+import pytest
+
+import training
+from run_folder import Run
+from test_training import TINY, metrics, run_main
+
+
+def snapshot(run):
+    return {name: open(os.path.join(run.dir, name), "rb").read()
+            for name in ("model.pth", "metrics.jsonl", "args.json", "train.log")}
+
+
+def test_rerunning_a_command_never_starts_its_run_over(tmp_path, capsys):
+    run = run_main(tmp_path, "--niter", "1")
+    before = snapshot(run)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(tmp_path, "--niter", "1", "--seed", "2")  # same folder name, different run
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and f"--resume {run.dir}" in err
+    assert snapshot(run) == before
+    # a run that fails at start-up does not touch the folder either
+    with pytest.raises(SystemExit):
+        run_main(tmp_path, "--niter", "1", "--data_root", str(tmp_path / "nowhere"), "--dataset", "bair",
+                 "--channels", "3")
+    assert snapshot(run) == before
+    # and another --name starts a separate run
+    other = run_main(tmp_path, "--niter", "1", "--name=-b")
+    assert other.dir != run.dir and snapshot(run) == before
+
+
+def test_model_dir_twice_does_not_overwrite_the_continued_run(tmp_path, capsys):
+    run = run_main(tmp_path, "--niter", "1")
+    cont = training.main(True, ["--model_dir", run.dir, "--niter", "2", "--data_threads", "0"])
+    before = snapshot(cont)
+    with pytest.raises(SystemExit) as exit_info:
+        training.main(True, ["--model_dir", run.dir, "--niter", "2", "--data_threads", "0"])
+    assert exit_info.value.code == 2 and "already holds a run" in capsys.readouterr().err
+    assert snapshot(cont) == before
+
+
+def test_a_second_process_is_refused_while_the_first_holds_the_folder(tmp_path, capsys):
+    run = run_main(tmp_path, "--niter", "1")
+    holder = Run(run.dir)
+    holder.lock()  # stands for a live training process
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            training.main(True, ["--resume", run.dir, "--niter", "2"])
+        assert exit_info.value.code == 2
+        assert f"another process (pid {os.getpid()})" in capsys.readouterr().err
+    finally:
+        holder.unlock()
+    # the lock file of a process that is gone (pid written, no lock held) does not block
+    with open(os.path.join(run.dir, ".lock"), "w") as f:
+        f.write("999999")
+    resumed = training.main(True, ["--resume", run.dir, "--niter", "2"])
+    assert [r["epoch"] for r in metrics(resumed)] == [0, 1]
+
+
+def test_stale_temporary_files_and_a_cut_metrics_line_are_cleaned_on_resume(tmp_path):
+    run = run_main(tmp_path, "--niter", "1")
+    stale = os.path.join(run.dir, ".tmp-abc123model.pth")
+    with open(stale, "wb") as f:
+        f.write(b"\0" * 1000)  # a checkpoint write killed halfway
+    with open(run.metrics, "a") as f:
+        f.write('{"epoch": 1, "step": 4, "ms')  # a log line cut by a kill
+    resumed = training.main(True, ["--resume", run.dir, "--niter", "2"])
+    assert not os.path.exists(stale)
+    rows = metrics(resumed)
+    assert [r["epoch"] for r in rows] == [0, 1]
+
+
+def test_divergence_message_is_true_when_no_checkpoint_exists(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(tmp_path, "--niter", "1", "--epoch_size", "20", "--optimizer", "sgd", "--lr", "1e12")
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "no checkpoint had been written yet" in err and "model.pth" not in err
+
+
+def test_args_json_is_written_only_once_the_run_has_started(tmp_path):
+    with pytest.raises(SystemExit):
+        training.main(True, TINY + ["--log_dir", str(tmp_path / "logs"), "--dataset", "kth",
+                                    "--data_root", str(tmp_path / "missing"), "--niter", "1"])
+    written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "logs") for f in files]
+    assert not [p for p in written if not p.endswith(".lock")], written
