@@ -48,6 +48,9 @@ def load_checkpoint(path, map_location="cpu"):
                               f"use another checkpoint or retrain") from err
     if not isinstance(ckpt, dict) or ckpt.get("program") != PROGRAM or "config" not in ckpt or "model" not in ckpt:
         raise CheckpointError(f"'{path}' is not an svg checkpoint (no svg program tag, config and model weights)")
+    if not isinstance(ckpt.get("format_version", 0), int):
+        raise CheckpointError(f"'{path}' has a format_version of type {type(ckpt['format_version']).__name__}; "
+                              f"it was not written by this program")
     if ckpt.get("format_version", 0) > FORMAT_VERSION:
         raise CheckpointError(f"'{path}' has checkpoint format {ckpt['format_version']}, newer than this code "
                               f"({FORMAT_VERSION}); update the code")
@@ -100,10 +103,16 @@ def export_inference(src, dst):
 
 def build_model(ckpt, device="cpu"):
     """Rebuild the SVG model of a loaded checkpoint and load its weights."""
+    bad = [k for k, v in ckpt["model"].items() if torch.is_tensor(v) and v.is_floating_point()
+           and not torch.isfinite(v).all()] if isinstance(ckpt.get("model"), dict) else []
+    if bad:
+        raise CheckpointError(f"the checkpoint's weights hold NaN or infinite values ({bad[0]}"
+                              f"{f' and {len(bad) - 1} more' if len(bad) > 1 else ''}): a diverged run; use an "
+                              f"earlier checkpoint")
     try:
         model = SVG(SVGConfig(**ckpt["config"]))
         model.load_state_dict(ckpt["model"])
-    except (TypeError, ValueError, RuntimeError) as err:
+    except (TypeError, ValueError, RuntimeError, AttributeError) as err:
         where = " (the 2018 file's opt does not fit its weights)" if ckpt.get("converted_from") else ""
         lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0]  # the first concrete mismatch, not the heading

@@ -418,34 +418,68 @@ def frechet_distance(images1, images2, model_path=None, device=None, dataset=Non
 def _load_input(path):
     """Images from a folder of images, .npy or .pt; or ('stats', mu, sigma) from .npz."""
     if os.path.isdir(path):
-        import imageio.v3 as iio
-        names = sorted(n for n in os.listdir(path) if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
-        if not names:
-            raise InputError(f"no .png/.jpg images in folder '{path}'")
-        imgs = [iio.imread(os.path.join(path, n)) for n in names]
-        imgs = [i[..., None] if i.ndim == 2 else i[..., :3] for i in imgs]
-        return np.stack(imgs).transpose(0, 3, 1, 2)
+        return _load_image_folder(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file or folder: '{path}'")
     if path.endswith(".npz"):
         return ("stats",) + load_statistics(path)
     if path.endswith(".npy"):
-        return np.load(path)
+        try:
+            return np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise InputError(f"'{path}' is not a numeric .npy array ({str(err).splitlines()[0]}); save images "
+                             f"with np.save(path, array)") from None
     if path.endswith(".pt"):
-        return torch.load(path, weights_only=True)
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # refused pickles, corrupt archives: all end the same way here
+            raise InputError(f"'{path}' is not a tensor file that loads with weights_only=True "
+                             f"({type(err).__name__}); save images with torch.save(tensor, path)") from None
+        if not isinstance(data, torch.Tensor):
+            raise InputError(f"'{path}' holds a {type(data).__name__}, not a tensor of images")
+        return data
     raise InputError(f"'{path}': use a folder of images, .npy, .pt or an .npz of statistics")
+
+
+def _load_image_folder(path):
+    import imageio.v3 as iio
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
+    if not names:
+        raise InputError(f"no .png/.jpg images in folder '{path}'")
+    imgs = []
+    for n in names:
+        try:
+            img = iio.imread(os.path.join(path, n))
+        except Exception as err:  # imageio raises many types for unreadable files
+            raise InputError(f"'{os.path.join(path, n)}' is not a readable image ({type(err).__name__}); "
+                             f"remove it from the folder") from None
+        img = img[..., None] if img.ndim == 2 else img[..., :3]
+        if img.shape[:2] != (imgs[0].shape[:2] if imgs else img.shape[:2]):
+            raise InputError(f"images in '{path}' differ in size ({names[0]}: {imgs[0].shape[0]}x{imgs[0].shape[1]}, "
+                             f"{n}: {img.shape[0]}x{img.shape[1]}); resize them to one size")
+        if imgs and img.shape[2] != imgs[0].shape[2]:
+            img = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
+            if imgs[0].shape[2] == 1:
+                imgs = [np.repeat(i, 3, axis=2) for i in imgs]
+        imgs.append(img)
+    return np.stack(imgs).transpose(0, 3, 1, 2)
 
 
 def main(argv=None):
     from checkpoint import CheckpointError
-    p = argparse.ArgumentParser(description="Fréchet distance between two image sets with an SVG encoder.")
+    p = argparse.ArgumentParser(
+        description="Fréchet distance between two image sets with an SVG encoder. With no inputs, runs the basic "
+                    "example on two random image sets.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("inputs", nargs="*", help="two inputs: image folders, .npy, .pt, or .npz statistics")
-    p.add_argument("--model-path", default=None, help="SVG checkpoint (default: the shipped SM-MNIST model)")
-    p.add_argument("--dataset", default=None, help=f"shipped model by name: {', '.join(PRETRAINED)}")
-    p.add_argument("--device", default=None)
-    p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--features", default="latent", choices=FEATURES)
-    p.add_argument("--save-stats", action="store_true", help="write the statistics of input 1 to input 2 (.npz)")
+    p.add_argument("--model-path", "--model_path", dest="model_path", default=None,
+                   help="SVG checkpoint, ours or a 2018 edenton/svg file (default: the shipped SM-MNIST model)")
+    p.add_argument("--dataset", default=None, help=f"pretrained model by name: {', '.join(PRETRAINED)}")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: CUDA when present)")
+    p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=100,
+                   help="images per encoder call")
+    p.add_argument("--features", default="latent", choices=FEATURES, help="encoder features to compare")
+    p.add_argument("--save-stats", "--save_stats", dest="save_stats", action="store_true",
+                   help="write the statistics of input 1 to input 2 (.npz)")
     args = p.parse_args(argv)
     try:
         calc = FrechetDistanceCalculator(args.model_path, args.dataset, args.device, args.batch_size, args.features)
@@ -464,10 +498,11 @@ def main(argv=None):
             calc.save_statistics(args.inputs[1])
             print(f"saved statistics of {calc.n} images to {args.inputs[1]}")
             return 0
-        stats = []
-        for path in args.inputs:
-            data = _load_input(path)
-            stats.append(data[1:] if isinstance(data, tuple) else calc.compute_statistics(data)[:2])
+        data = [_load_input(path) for path in args.inputs]
+        if not any(isinstance(d, tuple) for d in data):
+            print(f"{calc(*data):.6f}")  # both are images: the from-features route (exact when N < d)
+            return 0
+        stats = [d[1:] if isinstance(d, tuple) else calc.compute_statistics(d)[:2] for d in data]
         print(f"{frechet_distance_from_statistics(*stats[0], *stats[1]):.6f}")
         return 0
     except (InputError, FileNotFoundError, CheckpointError, DeviceError) as err:

@@ -126,6 +126,8 @@ def generate(args):
         raise UsageError(f"--ssim must be one of {', '.join(SSIM_VARIANTS)}, got '{args.ssim}'")
     if min(args.batch_size, args.nsample, args.N, args.rollout_batch) < 1:
         raise UsageError("--batch_size, --nsample, --N and --rollout_batch must be at least 1")
+    if args.num_threads < 0:
+        raise UsageError(f"--num_threads must be 0 or more, got {args.num_threads}")
     device = choose_device(args.device)
     model, ckpt = load_model(args.model_path, device)
     if describe_source(ckpt):

@@ -297,6 +297,20 @@ def train(args, ckpt, learned_prior):
             dist.destroy_process_group()
 
 
+def load_optimizer_state(optimizer, state, path):
+    """Restore the optimizer of a resumed run; state that does not fit the model is a CheckpointError."""
+    try:
+        optimizer.load_state_dict(state)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for p in params:  # load_state_dict checks group sizes only; a wrong moment shape fails at step time
+            for name, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
+                    raise ValueError(f"{name} has shape {tuple(value.shape)} for a parameter of {tuple(p.shape)}")
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise CheckpointError(f"the optimizer state in '{path}' does not fit the model ({err}); continue the run "
+                              f"with --model_dir (fresh optimizer) instead") from None
+
+
 class CurrentStderr:
     """Whatever sys.stderr is now (progressbar2 would otherwise keep the stderr of its import time)."""
 
@@ -348,7 +362,7 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args)
     if args.resume:
-        optimizer.load_state_dict(ckpt["optimizer"])
+        load_optimizer_state(optimizer, ckpt["optimizer"], run.checkpoint)
     elif ckpt is not None:
         say(f"continuing from epoch {ckpt['epoch'] + 1} with a fresh {args.optimizer} optimizer", flush=True)
     step = ckpt["step"] if ckpt is not None else 0
@@ -359,9 +373,12 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
         net = torch.compile(net)  # checkpoints still save the plain module (model)
 
     sampler = EpochSampler(args.epoch_size * args.batch_size, rank, world)
+    workers = min(args.data_threads, os.cpu_count() or 1)  # more workers than cores only oversubscribe
+    if workers < args.data_threads:
+        say(f"note: --data_threads {args.data_threads} capped at this machine's {workers} cores", flush=True)
     loader = DataLoader(train_data, batch_size=args.batch_size, sampler=sampler, drop_last=True,
-                        num_workers=args.data_threads, pin_memory=device.type == "cuda",
-                        persistent_workers=args.data_threads > 0, generator=torch.Generator())
+                        num_workers=workers, pin_memory=device.type == "cuda",
+                        persistent_workers=workers > 0, generator=torch.Generator())
     plot_x = torch.stack([test_data[k] for k in range(min(PLOT_ROWS, len(test_data)))]).to(device)
 
     if is_main:

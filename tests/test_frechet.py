@@ -203,3 +203,142 @@ def test_import_has_no_side_effects():
                           "assert not frechet_distance._MODEL_CACHE; print('ok')"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "ok"
+
+
+# ----------------------------------------------------------------------------- hard covariances
+def _scale(mu1, s1, mu2, s2):
+    return np.trace(s1) + np.trace(s2) + ((mu1 - mu2) ** 2).sum()
+
+
+def test_statistics_route_is_accurate_on_singular_and_badly_scaled_covariances():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((50, 512)) * 1.4           # fewer samples than dimensions: rank 49
+    s, mu = np.cov(x, rowvar=False), x.mean(0)
+    z = rng.standard_normal((5000, 4)) @ rng.standard_normal((4, 64))   # a 4-dimensional subspace of 64
+    s4, mu4 = np.cov(z, rowvar=False), z.mean(0)
+    for stats in ((mu, s, mu, s), (mu4, s4, mu4, s4)):
+        assert abs(fd.frechet_distance_from_statistics(*stats)) <= 1e-12 * _scale(*stats)
+    # columns scaled from 1e-6 to 1e6: exact reference from the features (an N x N singular value problem)
+    scales = np.logspace(-6, 6, 64)
+    x1 = rng.standard_normal((200, 64)) * scales
+    x2 = (rng.standard_normal((200, 64)) * 1.1 + 0.3) * scales
+    c1, c2 = x1 - x1.mean(0), x2 - x2.mean(0)
+    ref = (((x1.mean(0) - x2.mean(0)) ** 2).sum() + (c1 ** 2).sum() / 199 + (c2 ** 2).sum() / 199
+           - 2 * np.linalg.svd(c1 @ c2.T, compute_uv=False).sum() / 199)
+    stats = (x1.mean(0), np.cov(x1, rowvar=False), x2.mean(0), np.cov(x2, rowvar=False))
+    assert abs(fd.frechet_distance_from_statistics(*stats) - ref) <= 1e-12 * _scale(*stats)
+
+
+def test_statistics_must_be_covariances():
+    rng = np.random.default_rng(8)
+    s, mu = random_cov(8, rng), np.zeros(8)
+    bad = s.copy()
+    bad[0, 1] += 1.0
+    with pytest.raises(fd.InputError, match="sigma1 is not symmetric"):
+        fd.frechet_distance_from_statistics(mu, bad, mu, s)
+    with pytest.raises(fd.InputError, match="sigma2 is not positive semi-definite"):
+        fd.frechet_distance_from_statistics(mu, s, mu, s - 2 * np.eye(8))
+
+
+def test_kid_and_argument_errors_are_the_modules_own():
+    rng = np.random.default_rng(9)
+    with pytest.raises(fd.InputError, match="same d"):
+        fd.kernel_distance_from_features(rng.standard_normal((10, 4)), rng.standard_normal((10, 5)))
+    with pytest.raises(fd.InputError, match="num_subsets"):
+        fd.kernel_distance_from_features(rng.standard_normal((10, 4)), rng.standard_normal((10, 4)), num_subsets=0)
+
+
+@pytest.mark.parametrize("kwargs,message", [({"batch_size": 0}, "batch_size"), ({"batch_size": -1}, "batch_size"),
+                                            ({"value_range": "x"}, "value_range")])
+def test_bad_calculator_arguments(tiny_checkpoint, kwargs, message):
+    a = torch.rand(4, 1, 64, 64)
+    with pytest.raises(fd.InputError, match=message):
+        fd.frechet_distance(a, a, model_path=tiny_checkpoint, device="cpu", **kwargs)
+
+
+def test_unavailable_device_is_a_value_error(tiny_checkpoint):
+    a = torch.rand(4, 1, 64, 64)
+    for device in ("cuda", "cuda:7", "foo"):
+        with pytest.raises(ValueError, match="device"):
+            fd.frechet_distance(a, a, model_path=tiny_checkpoint, device=device)
+
+
+# ----------------------------------------------------------------------------- one range per set
+def test_range_is_decided_once_per_set(calc):
+    rng = np.random.default_rng(10)
+    a = (rng.random((40, 1, 64, 64)) * 255).astype(np.float32)
+    a[20:] *= 0.003          # a dark half: alone, it would look like [0, 1] images
+    b = (rng.random((40, 1, 64, 64)) * 200).astype(np.float32)
+    whole = calc(a, b)
+    as_list = calc([a[:20], a[20:]], [b[:20], b[20:]])
+    as_generator = calc((a[k:k + 10] for k in range(0, 40, 10)), iter([b]))
+    assert as_list == pytest.approx(whole, rel=1e-9) and as_generator == pytest.approx(whole, rel=1e-9)
+    mu, _, _ = calc.compute_statistics([a[:20], a[20:]])
+    np.testing.assert_allclose(mu, calc.extract_features(a).mean(0), rtol=1e-9)
+    # a set whose first batch implies [0, 1] and a later batch contradicts it is an error, not a new scale
+    with pytest.raises(fd.InputError, match="first batch of this set.*batch 1"):
+        calc([a[20:], a[:20]], b)
+
+
+# ----------------------------------------------------------------------------- cache
+def test_cache_sees_a_checkpoint_rewritten_in_place(tmp_path):
+    path = str(tmp_path / "model.pth")
+    a, b = torch.rand(20, 1, 64, 64), torch.rand(20, 1, 64, 64) ** 3
+    make_checkpoint(path, seed=0)
+    first = fd.frechet_distance(a, b, model_path=path, device="cpu")
+    make_checkpoint(path, seed=1)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))  # a later write
+    second = fd.frechet_distance(a, b, model_path=path, device="cpu")
+    assert second != first
+    assert len([k for k in fd._MODEL_CACHE if k[0] == os.path.abspath(path)]) == 1
+
+
+def test_concurrent_cold_cache_loads_the_model_once(tiny_checkpoint, monkeypatch):
+    import threading
+    import time
+
+    import checkpoint
+    calls = []
+    real = checkpoint.load_model
+
+    def slow_load(*a, **k):
+        calls.append(1)
+        time.sleep(0.3)
+        return real(*a, **k)
+
+    monkeypatch.setattr(checkpoint, "load_model", slow_load)
+    fd.clear_model_cache()
+    threads = [threading.Thread(target=fd.load_encoder, args=(tiny_checkpoint, "cpu")) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1
+
+
+# ----------------------------------------------------------------------------- CLI inputs
+def test_cli_bad_inputs_end_in_one_line(tiny_checkpoint, tmp_path):
+    import imageio.v3 as iio
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    iio.imwrite(mixed / "a.png", np.zeros((64, 64), np.uint8))
+    iio.imwrite(mixed / "b.png", np.zeros((32, 32), np.uint8))
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "a.png").write_text("not an image")
+    (tmp_path / "noise.npy").write_bytes(os.urandom(300))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
+    np.save(tmp_path / "ok.npy", np.random.default_rng(0).random((8, 1, 64, 64)).astype(np.float32))
+    cases = [([str(mixed), str(tmp_path / "ok.npy")], "differ in size"),
+             ([str(fake), str(tmp_path / "ok.npy")], "not a readable image"),
+             ([str(tmp_path / "noise.npy"), str(tmp_path / "ok.npy")], "not a numeric .npy"),
+             ([str(tmp_path / "objects.npy"), str(tmp_path / "ok.npy")], "not a numeric .npy"),
+             ([str(tmp_path / "module.pt"), str(tmp_path / "ok.npy")], "weights_only=True"),
+             (["--batch-size", "0", str(tmp_path / "ok.npy"), str(tmp_path / "ok.npy")], "batch_size")]
+    for args, message in cases:
+        res = subprocess.run([sys.executable, "frechet_distance.py", "--model_path", tiny_checkpoint, "--device", "cpu",
+                              *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr

