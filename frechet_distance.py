@@ -51,12 +51,12 @@ PSD_TOLERANCE = 1e-8  # relative: asymmetry and negative eigenvalues allowed in 
 def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2):
     """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), in float64.
 
-    tr((S1 S2)^1/2) is the nuclear norm (sum of singular values) of S1^1/2 S2^1/2, with each
-    square root from a symmetric eigen-decomposition: no ``scipy.linalg.sqrtm``, so the result is
-    always real, and no product S1^1/2 S2 S1^1/2 whose small eigenvalues would lose half their
-    digits. Rounding can make the result slightly negative for (near-)identical statistics; that
-    value is returned as is, not clipped. Each sigma must be symmetric positive semi-definite to a
-    relative tolerance of PSD_TOLERANCE.
+    With any factors B B^T = S (Cholesky, or the eigen-decomposition when S is singular),
+    tr((S1 S2)^1/2) is the nuclear norm (sum of singular values) of B1^T B2. No
+    ``scipy.linalg.sqrtm``, so the result is always real, and no product S1^1/2 S2 S1^1/2 whose
+    small eigenvalues would lose half their digits. Rounding can make the result slightly negative
+    for (near-)identical statistics; that value is returned as is, not clipped. Each sigma must be
+    symmetric positive semi-definite to a relative tolerance of PSD_TOLERANCE.
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -65,20 +65,29 @@ def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2):
     for name, a in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
         if not np.all(np.isfinite(a)):
             raise InputError(f"{name} contains NaN or infinite values")
-    r1, r2 = _psd_sqrt(s1, "sigma1"), _psd_sqrt(s2, "sigma2")
-    trace_sqrt = np.linalg.svd(r1 @ r2, compute_uv=False).sum()
+    b1, b2 = _covariance_factor(s1, "sigma1"), _covariance_factor(s2, "sigma2")
+    trace_sqrt = np.linalg.svd(b1.T @ b2, compute_uv=False).sum()
     return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
 
 
-def _psd_sqrt(s, name):
-    """Symmetric square root of a covariance; raises InputError if it is not symmetric PSD."""
+def _covariance_factor(s, name):
+    """B with B B^T = s; raises InputError if s is not symmetric positive semi-definite.
+
+    Cholesky when s is positive definite (fast, and unaffected by the scale of each dimension);
+    otherwise V diag(sqrt(w)) from the symmetric eigen-decomposition.
+    """
     scale = np.abs(s).max()
     if np.abs(s - s.T).max() > PSD_TOLERANCE * max(scale, 1e-300):
         raise InputError(f"{name} is not symmetric; pass a covariance matrix")
-    w, v = np.linalg.eigh((s + s.T) / 2)
+    s = (s + s.T) / 2
+    try:
+        return np.linalg.cholesky(s)
+    except np.linalg.LinAlgError:  # singular (fewer samples than dimensions) or not PSD: decide below
+        pass
+    w, v = np.linalg.eigh(s)
     if w.size and w.min() < -PSD_TOLERANCE * max(np.abs(w).max(), 1e-300):
         raise InputError(f"{name} is not positive semi-definite (eigenvalue {w.min():.3g}); pass a covariance matrix")
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return v * np.sqrt(np.clip(w, 0, None))
 
 
 def frechet_distance_from_features(f1, f2):
