@@ -93,7 +93,8 @@ def _covariance_factor(s, name):
 def frechet_distance_from_features(f1, f2):
     """Fréchet distance between two feature sets (N1, d) and (N2, d), in float64.
 
-    With fewer samples than dimensions it uses the nuclear-norm form, tr((S1 S2)^1/2) =
+    With no more samples than dimensions (the covariance is then singular: rank N - 1) it uses the
+    nuclear-norm form, tr((S1 S2)^1/2) =
     ||X1c X2c^T||_* / sqrt((N1-1)(N2-1)), which is exact and works on N x N matrices.
     """
     f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
@@ -105,7 +106,7 @@ def frechet_distance_from_features(f1, f2):
     mu1, mu2 = f1.mean(0), f2.mean(0)
     x1, x2 = f1 - mu1, f2 - mu2
     n1, n2 = len(f1), len(f2)
-    if min(n1, n2) < f1.shape[1]:
+    if min(n1, n2) <= f1.shape[1]:  # the same rule as the small-sample warning
         tr1 = (x1 ** 2).sum() / (n1 - 1)
         tr2 = (x2 ** 2).sum() / (n2 - 1)
         nuclear = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
@@ -389,8 +390,8 @@ class FrechetDistanceCalculator:
     load_statistics = staticmethod(load_statistics)
 
     def _warn_small(self, n):
-        if n < self.feature_dim:
-            warnings.warn(f"a set has {n} samples, fewer than the feature dimension {self.feature_dim}: the "
+        if n <= self.feature_dim:  # rank n - 1 < d: the covariance is singular
+            warnings.warn(f"a set has {n} samples, not more than the feature dimension {self.feature_dim}: the "
                           "covariance is singular and the distance is strongly biased; compare sets of equal "
                           "size or use kernel_distance()", stacklevel=3)
 

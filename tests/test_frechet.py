@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -131,7 +132,7 @@ def test_bad_images_raise_clear_errors(calc, bad, message):
 def test_too_few_images_and_small_sets(calc):
     with pytest.raises(fd.InputError, match="at least 2"):
         calc(torch.rand(1, 1, 64, 64), torch.rand(4, 1, 64, 64))
-    with pytest.warns(UserWarning, match="fewer than the feature dimension"):
+    with pytest.warns(UserWarning, match="not more than the feature dimension"):
         calc(torch.rand(5, 1, 64, 64), torch.rand(5, 1, 64, 64))
 
 
@@ -342,3 +343,18 @@ def test_cli_bad_inputs_end_in_one_line(tiny_checkpoint, tmp_path):
         assert res.returncode == 2, (args, res.stderr)
         assert message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_route_switch_and_small_sample_warning_agree_at_n_equal_d(calc, monkeypatch):
+    d = calc.feature_dim
+    used = []
+    real = fd.frechet_distance_from_statistics
+    monkeypatch.setattr(fd, "frechet_distance_from_statistics", lambda *a: used.append("stats") or real(*a))
+    g = torch.Generator().manual_seed(5)
+    for n, small in ((d, True), (d + 1, False)):
+        used.clear()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            calc(torch.rand(n, 1, 64, 64, generator=g), torch.rand(n, 1, 64, 64, generator=g))
+        warned = any("feature dimension" in str(w.message) for w in caught)
+        assert warned == small and (not used) == small, (n, warned, used)
