@@ -79,7 +79,7 @@ def evaluate_batch(model, x, n_past, n_future, nsample, rollout_batch, ssim_vari
             for r in range(NUM_RANDOM):
                 k = rand[b, r].item() - start
                 if 0 <= k < s.shape[1]:
-                    kept[(b, r)] = s[b, k]
+                    kept[(b, r)] = s[b, k].clone()  # a copy: a view would pin the whole chunk
     randoms = torch.stack([torch.stack([kept[(b, r)] for r in range(NUM_RANDOM)]) for b in range(B)])
     return torch.cat(ssims, 1), torch.cat(psnrs, 1), best_frames, randoms
 

@@ -150,11 +150,23 @@ class SkipDecoder(nn.Module):
         super().__init__()
         self.dim = dim
 
-    def forward(self, vec, skips, steps=1, stat_order=None):
-        # vec: (N, dim); skips as returned by the encoder -> (N, C, W, W) in [0, 1]
+    def forward(self, vec, skips, steps=1, stat_order=None, skip_repeat=1):
+        # vec: (N, dim); skips as returned by the encoder -> (N, C, W, W) in [0, 1].
+        # skip_repeat=r: skips hold N / r rows, each shared by r consecutive rows of vec (samples of
+        # one sequence); they are broadcast into the concatenation, never copied per row.
         d = getattr(self, self.blocks[0])(vec.reshape(-1, self.dim, 1, 1), steps, stat_order)
         for k, name in enumerate(self.blocks[1:]):
             if self.upsample:
                 d = F.interpolate(d, scale_factor=2, mode="nearest")
-            d = getattr(self, name)(torch.cat([d, skips[-1 - k]], 1), steps, stat_order)
+            d = getattr(self, name)(_cat_skip(d, skips[-1 - k], skip_repeat), steps, stat_order)
         return d
+
+
+def _cat_skip(d, skip, repeat):
+    """torch.cat([d, skip], 1) where each skip row serves ``repeat`` consecutive rows of d."""
+    if repeat == 1:
+        return torch.cat([d, skip], 1)
+    n = d.shape[0]
+    grouped = d.view(n // repeat, repeat, *d.shape[1:])
+    shared = skip.unsqueeze(1).expand(-1, repeat, -1, -1, -1)
+    return torch.cat([grouped, shared], 2).reshape(n, -1, *d.shape[2:])

@@ -91,8 +91,9 @@ class SVG(nn.Module):
         if T < 2:
             raise ValueError(f"need at least 2 frames per sequence, got {T}")
         frames = x.reshape(B * T, *x.shape[2:])
-        # 2018 order of encoder calls: x[i-1] then x[i], for i = 1..T-1
-        order = [t for i in range(1, T) for t in (i - 1, i)]
+        # the 2018 order of encoder calls, which batch norm's running statistics follow:
+        # LP encodes x[i-1] then x[i] at every step i; FP encodes each frame once, 0..T-1
+        order = [t for i in range(1, T) for t in (i - 1, i)] if self.prior is not None else list(range(T))
         h_all, skips_all = self.encoder(frames, steps=T, stat_order=order)
         h_all = h_all.view(B, T, -1)
 
@@ -143,9 +144,9 @@ class SVG(nn.Module):
     def sample(self, x, n_past, n_future, nsample=1):
         """Sample nsample futures for each sequence of x: (B, >= n_past, C, H, W).
 
-        Conditioning steps use posterior samples (and warm the prior up, as in 2018); later
-        steps draw z from the learned prior (LP) or N(0, I) (FP), and re-encode the generated
-        frame. Returns (B, nsample, n_past + n_future, C, H, W): the conditioning frames, then
+        As the 2018 generation scripts: conditioning steps use a posterior sample and warm the
+        prior up (LP) or use the posterior mean (FP); later steps draw z from the learned prior
+        (LP) or N(0, I) (FP) and re-encode each generated frame. Skips follow ``skip_frame``. Returns (B, nsample, n_past + n_future, C, H, W): the conditioning frames, then
         the predictions. All nsample samples run as one batch.
         """
         return self._rollout(x, n_past, n_past + n_future, nsample, posterior_mean=False)
@@ -165,40 +166,37 @@ class SVG(nn.Module):
         known = n_total if posterior_mean else n_past
         if x.shape[1] < known:
             raise ValueError(f"need {known} frames per sequence, got {x.shape[1]}")
-        gt = x[:, :known]
-        # Ground-truth frames are the same for every sample: encode them once, then repeat.
+        # Ground-truth frames are the same for every sample: encode them once and keep one row per
+        # sequence (their skip features are broadcast inside the decoder, never copied per sample).
         # Batch norm (when in train mode) groups frames by time step, as the 2018 calls did.
-        h_gt, skips_gt = self.encoder(gt.reshape(B * known, *x.shape[2:]), steps=known)
-        rep = lambda t: t.reshape(B, known, *t.shape[1:]).repeat_interleave(nsample, 0)  # noqa: E731
-        h_gt, skips_gt = rep(h_gt), [rep(s) for s in skips_gt]
+        h_gt, skips_gt = self.encoder(x[:, :known].reshape(B * known, *x.shape[2:]), steps=known)
+        h_gt = h_gt.view(B, known, -1)
+        skips_gt = [s.view(B, known, *s.shape[1:]) for s in skips_gt]
+        per_sample = lambda t: t.repeat_interleave(nsample, 0)  # noqa: E731 - small (B, dim) tensors only
         n = B * nsample
-        dev, z_dtype = h_gt.device, self.frame_predictor.embed.weight.dtype
+        dev, z_dtype = x.device, self.frame_predictor.embed.weight.dtype
         post_state = self.posterior.init_state(n, dev)
         pred_state = self.frame_predictor.init_state(n, dev)
         prior_state = self.prior.init_state(n, dev) if self.prior is not None else None
 
-        out = [x[:, t].repeat_interleave(nsample, 0) for t in range(n_past)]
-        fixed = self.skip_frame(n_past, n_past)
-        skip = None
-        x_in = None
+        out = [per_sample(x[:, t]) for t in range(n_past)]
+        x_in = gen_skips = None
         for i in range(1, n_total):
             if i - 1 < n_past:
-                h, cur_skips = h_gt[:, i - 1], [s[:, i - 1] for s in skips_gt]
+                h = per_sample(h_gt[:, i - 1])
             else:
                 # one encoder call per generated frame; batch-norm groups = samples (2018: one call each)
-                h, cur_skips = self.encoder(x_in, steps=nsample)
-            if self.config.last_frame_skip or i < n_past:
-                skip = cur_skips
-            elif i == n_past:
-                skip = [s[:, fixed] for s in skips_gt]
+                h, gen_skips = self.encoder(x_in, steps=nsample)
 
             if posterior_mean:
-                (z, _), post_state = self.posterior(h_gt[:, i], post_state)
+                (z, _), post_state = self.posterior(per_sample(h_gt[:, i]), post_state)
             elif i < n_past:
-                (mu, logvar), post_state = self.posterior(h_gt[:, i], post_state)
-                z = reparameterize(mu, logvar)
-                if self.prior is not None:
+                (mu, logvar), post_state = self.posterior(per_sample(h_gt[:, i]), post_state)
+                if self.prior is not None:  # 2018 LP: a posterior sample, and the prior is warmed up
+                    z = reparameterize(mu, logvar)
                     _, prior_state = self.prior(h, prior_state)
+                else:                       # 2018 FP: the posterior mean
+                    z = mu
             elif self.prior is not None:
                 (mu_p, logvar_p), prior_state = self.prior(h, prior_state)
                 z = reparameterize(mu_p, logvar_p)
@@ -207,6 +205,11 @@ class SVG(nn.Module):
 
             h_pred, pred_state = self.frame_predictor(torch.cat([h, z], 1), pred_state)
             if i >= n_past:
-                x_in = self.decoder(h_pred, skip, steps=nsample)
+                source = self.skip_frame(i, n_past)
+                if source < n_past:  # a conditioning frame: one row per sequence, broadcast
+                    x_in = self.decoder(h_pred, [s[:, source] for s in skips_gt], steps=nsample,
+                                        skip_repeat=nsample)
+                else:                # the previous generated frame (--last_frame_skip)
+                    x_in = self.decoder(h_pred, gen_skips, steps=nsample)
                 out.append(x_in)
         return torch.stack(out, 1).view(B, nsample, n_total, *x.shape[2:])

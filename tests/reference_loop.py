@@ -15,30 +15,63 @@ def kl_2018(mu1, logvar1, mu2, logvar2, batch_size):
 
 
 def reference_loss(model, x, n_past):
-    """(mse, kld) exactly as the 2018 loop computes them; x is (B, T, C, H, W)."""
+    """(mse, kld) exactly as the 2018 loop of the model's kind computes them; x is (B, T, C, H, W)."""
+    if model.prior is not None:
+        return reference_loss_lp(model, x, n_past)
+    return reference_loss_fp(model, x, n_past)
+
+
+def _skip_update(cfg, i, n_past, skip, skip_i):
+    if cfg.last_frame_skip or i < n_past or skip is None:
+        return skip_i
+    if cfg.skip_from_last_conditioning and i == n_past:
+        return skip_i
+    return skip
+
+
+def reference_loss_lp(model, x, n_past):
+    """2018 train_svg_lp.py train(): per step, encode x[i-1] then x[i]; learned prior."""
     B, T = x.shape[:2]
     cfg = model.config
     post = model.posterior.init_state(B, x.device, x.dtype)
     pred = model.frame_predictor.init_state(B, x.device, x.dtype)
-    prior = model.prior.init_state(B, x.device, x.dtype) if model.prior is not None else None
+    prior = model.prior.init_state(B, x.device, x.dtype)
     mse = 0.0
     kld = 0.0
     skip = None
     for i in range(1, T):
         h, skip_i = model.encoder(x[:, i - 1])
         h_target = model.encoder(x[:, i])[0]
-        if cfg.last_frame_skip or i < n_past or skip is None:
-            skip = skip_i
-        elif cfg.skip_from_last_conditioning and i == n_past:
-            skip = skip_i
+        skip = _skip_update(cfg, i, n_past, skip, skip_i)
         (mu, logvar), post = model.posterior(h_target, post)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        if prior is not None:
-            (mu_p, logvar_p), prior = model.prior(h, prior)
-        else:
-            mu_p, logvar_p = torch.zeros_like(mu), torch.zeros_like(logvar)
+        (mu_p, logvar_p), prior = model.prior(h, prior)
         h_pred, pred = model.frame_predictor(torch.cat([h, z], 1), pred)
         x_pred = model.decoder(h_pred, skip)
         mse = mse + F.mse_loss(x_pred, x[:, i])
         kld = kld + kl_2018(mu, logvar, mu_p, logvar_p, B)
+    return mse, kld
+
+
+def reference_loss_fp(model, x, n_past):
+    """2018 train_svg_fp.py train(): every frame encoded once, in order 0..T-1, before the loop;
+    the KL is against N(0, I)."""
+    B, T = x.shape[:2]
+    cfg = model.config
+    post = model.posterior.init_state(B, x.device, x.dtype)
+    pred = model.frame_predictor.init_state(B, x.device, x.dtype)
+    h_seq = [model.encoder(x[:, t]) for t in range(T)]
+    mse = 0.0
+    kld = 0.0
+    skip = None
+    for i in range(1, T):
+        h_target = h_seq[i][0]
+        h, skip_i = h_seq[i - 1]
+        skip = _skip_update(cfg, i, n_past, skip, skip_i)
+        (mu, logvar), post = model.posterior(h_target, post)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        h_pred, pred = model.frame_predictor(torch.cat([h, z], 1), pred)
+        x_pred = model.decoder(h_pred, skip)
+        mse = mse + F.mse_loss(x_pred, x[:, i])
+        kld = kld + kl_2018(mu, logvar, torch.zeros_like(mu), torch.zeros_like(logvar), B)
     return mse, kld
