@@ -186,8 +186,9 @@ def setup_distributed(device_name):
     return rank, world, device
 
 
-def plot_samples(model, x, n_past, epoch, run):
-    """The 2018 per-epoch plots: ground truth, best of 20 samples, 4 random samples; and reconstructions."""
+def plot_samples(model, x, n_past, n_rec, epoch, run):
+    """The 2018 per-epoch plots: ground truth, best of 20 samples, 4 random samples; and reconstructions
+    of the first n_rec (= n_past + n_future) frames."""
     n_eval = x.shape[1]
     samples = model.sample(x, n_past, n_eval - n_past, nsample=PLOT_SAMPLES)       # (R, S, T, C, H, W)
     err = ((samples - x[:, None]) ** 2).flatten(2).sum(2)                            # (R, S)
@@ -203,7 +204,8 @@ def plot_samples(model, x, n_past, epoch, run):
     save_png(os.path.join(run.gen, f"sample_{epoch}.png"), image_grid(rows))
     save_gif(os.path.join(run.gen, f"sample_{epoch}.gif"), [image_grid(f) for f in gif_frames])
 
-    x_pred = model.teacher_forced(x, n_past)[0]
+    with torch.no_grad():  # model.sample is no_grad already; the reconstruction needs no graph either
+        x_pred = model.teacher_forced(x[:, :n_rec], n_past)[0]
     rec = [list(x[r, :n_past]) + list(x_pred[r, n_past - 1:]) for r in range(x.shape[0])]
     save_png(os.path.join(run.gen, f"rec_{epoch}.png"), image_grid(rec))
 
@@ -437,7 +439,7 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
             continue
         say(line)
         model.eval()
-        plot_samples(model, plot_x, args.n_past, epoch, run)
+        plot_samples(model, plot_x, args.n_past, args.n_past + args.n_future, epoch, run)
         with open(run.metrics, "a") as f:
             f.write(json.dumps({"epoch": epoch, "step": step, "mse": epoch_mse, "kld": epoch_kld,
                                 "seconds": seconds}) + "\n")

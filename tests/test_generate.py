@@ -91,3 +91,13 @@ def test_bad_input_exits_2(lp_ckpt, tmp_path):
         res = cli("--log_dir", str(tmp_path / "out"), "--data_root", "/nonexistent", *flags)
         assert res.returncode == 2, (flags, res.stderr[-1500:])
         assert message in res.stderr and "Traceback" not in res.stderr, (flags, res.stderr[-1500:])
+
+
+def test_protocol_2018_sets_every_2018_choice_and_explicit_flags_win():
+    a = generate_svg_lp.parse_args(["--model_path", "m.pth", "--log_dir", "o", "--protocol", "2018"])
+    assert (a.ssim, a.bn_train_mode, a.n_past, a.n_future) == ("2018", True, 2, 28)
+    b = generate_svg_lp.parse_args(["--model_path", "m.pth", "--log_dir", "o", "--protocol", "2018", "--n_future", "10",
+                                    "--ssim", "standard"])
+    assert (b.ssim, b.bn_train_mode, b.n_past, b.n_future) == ("standard", True, 2, 10)
+    c = generate_svg_lp.parse_args(["--model_path", "m.pth", "--log_dir", "o"])
+    assert (c.ssim, c.bn_train_mode, c.n_past, c.n_future) == ("standard", False, None, None)

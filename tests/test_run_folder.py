@@ -87,3 +87,14 @@ def test_args_json_is_written_only_once_the_run_has_started(tmp_path):
                                     "--data_root", str(tmp_path / "missing"), "--niter", "1"])
     written = [os.path.join(d, f) for d, _, files in os.walk(tmp_path / "logs") for f in files]
     assert not [p for p in written if not p.endswith(".lock")], written
+
+
+def test_model_dir_continues_counting_epochs_with_a_fresh_optimizer(tmp_path):
+    from checkpoint import load_checkpoint
+    run = run_main(tmp_path, "--niter", "1")
+    assert int(load_checkpoint(run.checkpoint)["optimizer"]["state"][0]["step"]) == 2
+    cont = training.main(True, ["--model_dir", run.dir, "--niter", "2", "--data_threads", "0", "--batch_size", "3"])
+    ckpt = load_checkpoint(cont.checkpoint)
+    assert ckpt["epoch"] == 1 and ckpt["step"] == 4          # epochs and updates go on counting
+    assert int(ckpt["optimizer"]["state"][0]["step"]) == 2   # but Adam restarted: 2 steps, not 4
+    assert ckpt["args"]["batch_size"] == 3                   # a non-architecture flag may change

@@ -244,3 +244,11 @@ def test_compile_flag_trains_and_saves_the_plain_module(tmp_path, monkeypatch):
     ckpt = load_checkpoint(os.path.join(run.dir, "model.pth"))
     assert not any("_orig_mod" in k for k in ckpt["model"]), "the checkpoint holds the compiled wrapper"
     assert torch.isfinite(torch.tensor(metrics(run)[-1]["mse"]))
+
+
+def test_reconstruction_plot_covers_the_training_horizon(tmp_path):
+    run = run_main(tmp_path, "--niter", "1", "--n_eval", "6")
+    rec = iio.imread(os.path.join(run.gen, "rec_0.png"))
+    sample = iio.imread(os.path.join(run.gen, "sample_0.png"))
+    assert rec.shape[1] == 4 * 64 + 3        # n_past + n_future = 4 frames, 1-pixel gaps
+    assert sample.shape[1] == 6 * 64 + 5     # n_eval = 6 frames
