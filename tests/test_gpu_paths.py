@@ -1,0 +1,67 @@
+"""CUDA code paths checked on the CPU through proxies: no host-to-device copies in the training
+step, skip features never copied per sample, deterministic kernels and TF32 set as asked."""
+import pytest
+import torch
+
+import training
+from models.svg import SVG, SVGConfig
+
+
+def test_training_step_builds_no_tensor_from_host_data_after_warm_up(monkeypatch):
+    torch.manual_seed(0)
+    model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(3, 5, 1, 64, 64)
+
+    def step():
+        mse, kld = model(x, 2)
+        opt.zero_grad()
+        (mse + 1e-4 * kld).backward()
+        opt.step()
+    step()  # warm-up: caches and Adam's state are created here
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a tensor was built from host data inside the training step")
+    monkeypatch.setattr(torch, "tensor", refuse)
+    monkeypatch.setattr(torch, "as_tensor", refuse)
+    step()
+
+
+def test_conditioning_skips_are_not_copied_per_sample(monkeypatch):
+    torch.manual_seed(0)
+    model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32)).eval()
+    repeated = []
+    real = torch.Tensor.repeat_interleave
+
+    def recording(self, *args, **kwargs):
+        repeated.append(tuple(self.shape))
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(torch.Tensor, "repeat_interleave", recording)
+    model.sample(torch.rand(2, 6, 1, 64, 64), 4, 2, nsample=5)
+    # only latent vectors (B, dim) and the conditioning frames themselves (B, 1, 64, 64) are repeated
+    assert repeated and all(len(s) == 2 or s[1:] == (1, 64, 64) for s in repeated), repeated
+
+
+def test_deterministic_and_tf32_flags_set_the_backends(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+             torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        training.configure_numerics(deterministic=True, tf32=False)
+        assert torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.deterministic
+        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        import os
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        # the vgg model (nearest upsampling, skip selection) trains under deterministic algorithms
+        torch.manual_seed(0)
+        model = SVG(SVGConfig(model="vgg", g_dim=16, z_dim=4, rnn_size=32))
+        mse, kld = model(torch.rand(2, 4, 1, 64, 64), 2)
+        (mse + kld).backward()
+        training.configure_numerics(deterministic=False, tf32=True)
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        with pytest.raises(training.UsageError, match="contradict"):
+            training.configure_numerics(deterministic=True, tf32=True)
+    finally:
+        torch.use_deterministic_algorithms(saved[0])
+        (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = saved[1:]
