@@ -131,7 +131,7 @@ def load_model(path, device="cpu"):
 if __name__ == "__main__":
     import argparse
     import sys
-    p = argparse.ArgumentParser(description="Checkpoint tools.")
+    p = argparse.ArgumentParser(description="Checkpoint tools.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="write an inference-only copy (no optimizer state)")
     e.add_argument("src")

@@ -317,14 +317,18 @@ class FrechetDistanceCalculator:
     """Features, statistics and distances with one SVG encoder (loaded once, cached)."""
 
     def __init__(self, model_path=None, dataset=None, device=None, batch_size=100, features="latent",
-                 value_range=None):
+                 value_range=None, model=None):
+        """``model``: an SVG model already in memory, whose encoder is used instead of loading a file."""
         if features not in FEATURES:
             raise InputError(f"features must be one of {FEATURES}, got '{features}'")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
         if value_range is not None:
             _value_range_pair(value_range)
-        self.encoder, self.config = load_encoder(model_path, device, dataset)
+        if model is not None:
+            self.encoder, self.config = model.encoder, model.config
+        else:
+            self.encoder, self.config = load_encoder(model_path, device, dataset)
         self.device = next(self.encoder.parameters()).device
         self.batch_size = batch_size
         self.features = features
@@ -340,7 +344,12 @@ class FrechetDistanceCalculator:
                                               self.config.image_width, device=self.device)).shape[1]
 
     def _features(self, x):
-        h, skips = self.encoder(x)
+        training = self.encoder.training  # a shared encoder may be in train mode (generate --bn_train_mode)
+        self.encoder.eval()               # features always use the running statistics
+        try:
+            h, skips = self.encoder(x)
+        finally:
+            self.encoder.train(training)
         if self.features == "latent":
             return h
         return torch.cat([h] + [s.mean(dim=(2, 3)) for s in skips], 1)

@@ -18,7 +18,9 @@ import torch
 from checkpoint import CheckpointError, describe_source, load_model
 from data import DataError, load_dataset
 from metrics import SSIM_VARIANTS, mean_confidence, psnr, ssim
-from utils import DeviceError, choose_device, derived_seed, file_sha256, framed, image_grid, labelled_row, save_gif, save_png, write_json
+from plots import plot_metrics
+from utils import (DeviceError, choose_device, derived_seed, file_sha256, framed, labelled_grid, labelled_row,
+                   save_gif, save_png, write_json)
 
 # The paper's test protocol per dataset: (n_past, n_future)
 TEST_PROTOCOL = {"smmnist": (5, 20), "kth": (10, 30), "bair": (2, 28)}
@@ -32,7 +34,7 @@ class UsageError(Exception):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(description="Sample from an SVG checkpoint and evaluate best-of-N SSIM/PSNR.")
+    p = argparse.ArgumentParser(description="Sample from an SVG checkpoint and evaluate best-of-N SSIM/PSNR.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     a("--batch_size", default=100, type=int, help="test sequences per batch")
     a("--data_root", default="data", help="root directory for data")
@@ -44,7 +46,7 @@ def build_parser():
     a("--num_threads", type=int, default=0, help="number of data loading workers")
     a("--nsample", type=int, default=100, help="samples per test sequence")
     a("--N", type=int, default=256, help="number of test sequences")
-    a("--device", default="auto")
+    a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     a("--bn_train_mode", action="store_true",
       help="batch norm with batch statistics, as the 2018 script (outputs then depend on the batch)")
     a("--ssim", default="standard", help=f"SSIM variant: {' | '.join(SSIM_VARIANTS)}")
@@ -100,38 +102,16 @@ def evaluate_batch(model, x, n_past, n_future, nsample, rollout_batch, ssim_vari
 
 
 def write_sequence_visuals(log_dir, index, truth, posterior, best, randoms, n_past):
-    frames = []
+    """test_<index>.gif (a labelled row per time step) and .png (a labelled row per kind, time across),
+    with green borders on conditioning frames and red ones on predictions, as the 2018 GIFs."""
     labels = ["Ground\ntruth", "Approx.\nposterior", "Best\nSSIM"] + [f"Random\nsample {r + 1}" for r in range(len(randoms))]
-    for t in range(truth.shape[0]):
-        color = "green" if t < n_past else "red"
-        row = [framed(truth[t], "green" if t < n_past else "none"), framed(posterior[t], color),
-               framed(best[t], color)] + [framed(r[t], color) for r in randoms]
-        frames.append(labelled_row(row, labels))
-    save_gif(os.path.join(log_dir, f"test_{index:04d}.gif"), frames)
-    save_png(os.path.join(log_dir, f"test_{index:04d}.png"),
-             image_grid([list(truth), list(posterior), list(best)] + [list(r) for r in randoms]))
-
-
-def plot_metrics(path, summary_rows, n_past, train_horizon, ssim_variant):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    t = [r["t"] for r in summary_rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, name in ((axes[0], "ssim_best", f"SSIM ({ssim_variant})"), (axes[1], "psnr_best", "PSNR (dB)")):
-        m = np.array([r[f"{key}_mean"] for r in summary_rows])
-        ci = np.array([r[f"{key}_ci95"] for r in summary_rows])
-        ax.plot(t, m, label="best of N")
-        ax.fill_between(t, m - ci, m + ci, alpha=0.3)
-        ax.axvline(n_past - 0.5, color="green", ls="--", label="end of conditioning")
-        if train_horizon is not None:
-            ax.axvline(train_horizon - 0.5, color="gray", ls=":", label="training horizon")
-        ax.set_xlabel("time step")
-        ax.set_ylabel(name)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    kinds = [truth, posterior, best] + list(randoms)
+    T = truth.shape[0]
+    framed_rows = [[framed(v[t], "green" if t < n_past else ("none" if k == 0 else "red")) for t in range(T)]
+                   for k, v in enumerate(kinds)]
+    save_gif(os.path.join(log_dir, f"test_{index:04d}.gif"),
+             [labelled_row([row[t] for row in framed_rows], labels) for t in range(T)])
+    save_png(os.path.join(log_dir, f"test_{index:04d}.png"), labelled_grid(framed_rows, labels))
 
 
 def generate(args):
@@ -172,7 +152,7 @@ def generate(args):
     gen = torch.Generator().manual_seed(args.seed)
 
     from frechet_distance import FrechetDistanceCalculator, RunningStatistics, frechet_distance_from_statistics
-    fd_calc = FrechetDistanceCalculator(model_path=args.model_path, device=device)
+    fd_calc = FrechetDistanceCalculator(model=model)  # the model in memory; the file is not read again
     real_stats, fake_stats = RunningStatistics(), RunningStatistics()
 
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(test, range(args.N)), batch_size=args.batch_size,
@@ -237,6 +217,12 @@ def generate(args):
     }
     write_json(os.path.join(args.log_dir, "summary.json"), summary)
     print(json.dumps(summary["averages"], indent=1))
+    n_frames, dim = fake_stats.n, model.config.g_dim
+    print(f"Fréchet distance (this model's encoder, one random sample per sequence vs the real frames, "
+          f"{n_frames} frames each): {summary['frechet_distance_svg_encoder']:.4f}")
+    if n_frames <= dim:
+        print(f"warning: the Fréchet distance rests on {n_frames} frames, not more than the feature dimension "
+              f"{dim}: the covariance is singular and the value strongly biased; raise --N", file=sys.stderr)
     return summary
 
 

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Sampler
 from checkpoint import CheckpointError, build_model, describe_source, load_checkpoint, save_checkpoint
 from data import DATASET_CHANNELS, DATASETS, DataError, load_dataset
 from models.svg import SVG, SVGConfig
+from plots import plot_losses
 from run_folder import Run, RunFolderBusy
 from utils import DeviceError, choose_device, derived_seed, image_grid, save_gif, save_png, write_json
 
@@ -37,7 +38,7 @@ class TrainingDiverged(Exception):
 
 def build_parser(learned_prior):
     """The 2018 flags with their 2018 defaults, plus --device, --resume and a few documented additions."""
-    p = argparse.ArgumentParser(description=f"Train SVG-{'LP' if learned_prior else 'FP'}.")
+    p = argparse.ArgumentParser(description=f"Train SVG-{'LP' if learned_prior else 'FP'}.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     a("--lr", default=0.002, type=float, help="learning rate")
     a("--beta1", default=0.9, type=float, help="momentum term for adam (and sgd momentum)")
@@ -444,7 +445,7 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
         bar = progressbar.ProgressBar(max_value=args.epoch_size, redirect_stdout=False, fd=CurrentStderr(), widgets=[
             f"[{epoch:02d}] ", progressbar.Counter(), f"/{args.epoch_size} ", progressbar.Bar(), " ",
             progressbar.Variable("mse", precision=5), " ", progressbar.Variable("kld", precision=5), " ",
-            progressbar.ETA()]) if is_main else None
+            progressbar.Timer(format="elapsed %(elapsed)s"), " ", progressbar.ETA()]) if is_main else None
         t0 = time.time()
         for it, x in enumerate(loader):
             x = x.to(device, non_blocking=True)
@@ -467,6 +468,8 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
                 if bar is not None:
                     n = (it + 1) * (args.n_past + args.n_future)
                     bar.update(it + 1, mse=mse_sum / n, kld=kld_sum / n)
+            elif bar is not None:
+                bar.update(it + 1)  # the count and time every iteration; the losses (a sync) every LOG_EVERY
         if bar is not None:
             bar.finish()
         seconds = time.time() - t0
@@ -479,12 +482,16 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
             continue
         say(line)
         model.eval()
+        say(f"[{epoch:02d}] writing the sample plots (gen/sample_{epoch}.png, .gif, rec_{epoch}.png) ...", flush=True)
+        t_plot = time.time()
         plot_samples(model, plot_x, args.n_past, args.n_past + args.n_future, epoch, run)
         with open(run.metrics, "a") as f:
             f.write(json.dumps({"epoch": epoch, "step": step, "mse": epoch_mse, "kld": epoch_kld,
                                 "seconds": seconds}) + "\n")
         with open(run.log, "a") as f:
             f.write(line + "\n")
+        plot_losses(run.metrics, os.path.join(run.dir, "losses.png"))
+        say(f"[{epoch:02d}] plots written in {time.time() - t_plot:.0f} s; saving the checkpoint", flush=True)
         save_checkpoint(run.checkpoint, {
             "kind": "svg-lp" if learned_prior else "svg-fp", "config": model.config.to_dict(),
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "optimizer_name": args.optimizer,

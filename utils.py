@@ -73,6 +73,9 @@ def save_gif(path, frames, duration_s=0.25):
                 extension=".gif")
 
 
+FILE_MODE = 0o644  # rw-r--r--, what a plain open() gives under the common umask 022
+
+
 def atomic_write(path, write):
     """Call write(tmp_path), then move tmp_path onto path: readers never see a half-written file."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -82,9 +85,7 @@ def atomic_write(path, write):
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        os.chmod(tmp, FILE_MODE)  # mkstemp creates 0600; set the usual mode explicitly (no process-wide umask swap)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -131,4 +132,21 @@ def labelled_row(images, labels, font_px=None):
     draw = ImageDraw.Draw(pil)
     for k, text in enumerate(labels):
         draw.multiline_text((k * w + 3, h + 3), text, fill=(0, 0, 0), font=font, spacing=1)
+    return torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1).float() / 255
+
+
+def labelled_grid(rows, labels, font_px=None):
+    """Rows of equally sized images with a text label left of each row: -> (3, H', W') for a PNG."""
+    from PIL import Image, ImageDraw, ImageFont
+    grid = image_grid(rows)
+    h = rows[0][0].shape[-2]
+    font_px = font_px or max(9, h // 6)
+    font = ImageFont.load_default(size=font_px)
+    margin = 6 * font_px
+    canvas = torch.ones(3, grid.shape[1], margin + grid.shape[2])
+    canvas[:, :, margin:] = grid
+    pil = Image.fromarray(to_uint8_hwc(canvas))
+    draw = ImageDraw.Draw(pil)
+    for i, text in enumerate(labels):
+        draw.multiline_text((3, i * (h + 1) + 3), text, fill=(0, 0, 0), font=font, spacing=1)
     return torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1).float() / 255

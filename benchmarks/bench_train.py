@@ -14,7 +14,7 @@ import torch
 from common import ROOT, count_flops, describe_device, peak_memory_mb, time_interleaved  # noqa: F401
 
 from models.svg import SVG, SVGConfig
-from tests.reference_loop import reference_loss
+from reference_2018 import reference_loss
 
 SETTINGS = {
     "smmnist": (SVGConfig(model="dcgan", channels=1, z_dim=10), 5, 10),

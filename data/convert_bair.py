@@ -89,7 +89,7 @@ def convert(data_dir):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Convert BAIR TFRecords to PNG frames.")
+    p = argparse.ArgumentParser(description="Convert BAIR TFRecords to PNG frames.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", required=True, help="folder holding softmotion30_44k/")
     args = p.parse_args(argv)
     return run_conversion(convert, args.data_dir)

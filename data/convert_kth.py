@@ -133,7 +133,7 @@ def convert(data_dir, size):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Convert KTH .avi videos to PNG frames and split files.")
+    p = argparse.ArgumentParser(description="Convert KTH .avi videos to PNG frames and split files.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", required=True, help="folder holding raw/<class>/*.avi")
     p.add_argument("--image_size", type=int, default=64, choices=(64, 128))
     args = p.parse_args(argv)

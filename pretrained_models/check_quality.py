@@ -21,6 +21,9 @@ from metrics import ssim  # noqa: E402
 from models.svg import SVG, SVGConfig  # noqa: E402
 
 DEFAULT = os.path.join(ROOT, "pretrained_models", "svglp_smmnist2.pth")
+# tests/test_pretrained.py requires the shipped model's best-of-10 prior SSIM to stay above this value,
+# set a little under the measurement recorded in pretrained_models/README.md
+PRIOR_SSIM_THRESHOLD = 0.52
 
 
 def test_sequences(n=16):
@@ -58,4 +61,4 @@ if __name__ == "__main__":
     print(f"posterior reconstruction MSE: {reconstruction_mse(model, x):.5f} "
           f"(same architecture at initialisation: {reconstruction_mse(untrained_like(ckpt), x):.5f})")
     print(f"best-of-10 prior SSIM, first 5 predicted frames: {best_prior_ssim(model, x):.4f} "
-          f"(initialisation: {best_prior_ssim(untrained_like(ckpt), x):.4f})")
+          f"(initialisation: {best_prior_ssim(untrained_like(ckpt), x):.4f}; test threshold {PRIOR_SSIM_THRESHOLD})")

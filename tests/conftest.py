@@ -26,3 +26,18 @@ def make_checkpoint(path, seed=0, **config):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")
+
+
+def assert_weights_changed(run_dir):
+    """The run's saved weights differ from the ones its model started from (same seed, same config)."""
+    import torch
+
+    from checkpoint import load_checkpoint
+    from models.svg import SVG, SVGConfig
+    from utils import derived_seed
+    ckpt = load_checkpoint(os.path.join(run_dir, "model.pth"))
+    torch.manual_seed(derived_seed(ckpt["args"]["seed"], 0))   # what training.py seeds before building
+    start = SVG(SVGConfig(**ckpt["config"])).state_dict()
+    params = [k for k, v in start.items() if v.is_floating_point() and "running" not in k]
+    changed = [k for k in params if not torch.equal(start[k], ckpt["model"][k])]
+    assert len(changed) >= 0.9 * len(params), f"only {len(changed)} of {len(params)} weight tensors changed"

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 import training
 from data import DataError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_weights_changed
 
 # TensorFlow is looked for, never imported here: TensorFlow and PyTorch in one process can crash.
 if importlib.util.find_spec("tensorflow") is None:
@@ -96,6 +96,7 @@ def test_bair_training_step_with_paper_settings(bair_dir, tmp_path):
                                "--data_root", str(root), "--log_dir", str(tmp_path), "--batch_size", "2",
                                "--epoch_size", "1", "--niter", "1", "--n_eval", "3", "--data_threads", "0"])
     assert json.loads(open(run.metrics).readline())["mse"] > 0
+    assert_weights_changed(run.dir)
 
 
 def write_avi(path, n_frames, seed):
@@ -168,6 +169,7 @@ def test_kth_training_step_with_paper_settings(kth_dir, tmp_path):
                                 "--log_dir", str(tmp_path), "--batch_size", "2", "--epoch_size", "1", "--niter", "1",
                                 "--n_eval", "11", "--data_threads", "0"])
     assert json.loads(open(run.metrics).readline())["mse"] > 0
+    assert_weights_changed(run.dir)
 
 
 def test_kth_128_training_step(kth_dir, tmp_path):
@@ -176,6 +178,7 @@ def test_kth_128_training_step(kth_dir, tmp_path):
                                "--data_root", str(kth_dir), "--log_dir", str(tmp_path), "--batch_size", "2",
                                "--epoch_size", "1", "--niter", "1", "--n_eval", "4", "--data_threads", "0"])
     assert json.loads(open(run.metrics).readline())["mse"] > 0
+    assert_weights_changed(run.dir)
 
 
 def test_download_scripts_fail_clearly(tmp_path):

@@ -23,6 +23,7 @@ def test_example_script_writes_its_plots(trained_like_checkpoint, tmp_path):
     assert out["by_noise"][0] == pytest.approx(0, abs=1e-10)
     assert out["by_noise"][-1] > out["by_noise"][1]  # more noise, larger distance
     assert out["by_gap"][0] == pytest.approx(0, abs=1e-10) and max(out["by_gap"]) > 0
+    assert out["paired"][0] == 0 and out["paired"][-1] > out["paired"][1]  # the paired distance grows
 
 
 def test_notebook_executes_in_a_real_kernel(trained_like_checkpoint, monkeypatch):

@@ -199,11 +199,20 @@ def test_cli_compares_files_and_saves_stats(tiny_checkpoint, tmp_path):
     assert res.returncode == 2 and "no such file" in res.stderr
 
 
-def test_import_has_no_side_effects():
-    res = subprocess.run([sys.executable, "-c", "import frechet_distance, torch; "
-                          "assert not frechet_distance._MODEL_CACHE; print('ok')"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert res.stdout.strip() == "ok"
+def test_import_has_no_side_effects(tmp_path):
+    code = ("import os, threading, torch\n"
+            "calls = []\n"
+            "real = torch.load\n"
+            "torch.load = lambda *a, **k: calls.append(a) or real(*a, **k)\n"
+            "threads, files = threading.active_count(), set(os.listdir('.'))\n"
+            "import frechet_distance\n"
+            "assert not calls, 'a model was loaded at import'\n"
+            "assert threading.active_count() == threads, 'a thread was started at import'\n"
+            "assert set(os.listdir('.')) == files, 'a file was written at import'\n"
+            "print('ok')\n")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert res.stdout.strip() == "ok", res.stderr[-2000:]
 
 
 # ----------------------------------------------------------------------------- hard covariances

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from models.svg import SVG, SVGConfig
-from tests.reference_loop import reference_loss
+from reference_2018 import reference_loss
 
 CASES = [
     ("dcgan", True, False, False),

@@ -1,7 +1,6 @@
 """The shipped SM-MNIST SVG-LP model: documented hash and config, measured quality, default FD model."""
 import hashlib
 import os
-import re
 import sys
 
 import pytest
@@ -15,9 +14,6 @@ import check_quality as quality  # noqa: E402
 
 PATH = os.path.join(ROOT, "pretrained_models", "svglp_smmnist2.pth")
 README = os.path.join(ROOT, "pretrained_models", "README.md")
-# Measured on the shipped file with the commands in pretrained_models/README.md; the test keeps a margin.
-PRIOR_SSIM_THRESHOLD = float(re.search(r"prior-sample threshold used by the tests: ([0-9.]+)",
-                                       open(README).read()).group(1)) if os.path.exists(README) else None
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +44,7 @@ def test_posterior_reconstruction_far_better_than_initialisation(shipped, test_b
 
 def test_prior_samples_above_documented_threshold(shipped, test_batch):
     model, _ = shipped
-    assert quality.best_prior_ssim(model, test_batch) > PRIOR_SSIM_THRESHOLD
+    assert quality.best_prior_ssim(model, test_batch) > quality.PRIOR_SSIM_THRESHOLD
 
 
 def test_frechet_distance_uses_it_by_default():

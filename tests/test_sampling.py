@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from models.svg import SVG, SVGConfig
-from tests.reference_sampling import reference_sample
+from reference_2018 import reference_sample
 
 
 @pytest.mark.parametrize("learned_prior,last_frame_skip,skip_last,n_past", [

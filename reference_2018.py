@@ -1,11 +1,12 @@
-"""The 2018 training step written plainly, one time step at a time: the reference the fast path must equal.
+"""The 2018 loops written plainly, one time step (and one sample) at a time: the references the
+batched model must equal, used by the tests and by the benchmarks.
 
-Kept in tests/ (and used by the benchmark) on purpose: it is the structure of
-edenton/svg's ``train()`` with stateless modules, nothing more.
+Each follows the 2018 script of its model kind (``train_svg_lp.py`` / ``train_svg_fp.py`` for the
+training objective, ``generate_svg_lp.py`` / ``generate_svg_fp.py`` for sampling) with stateless
+modules, nothing more. They are slow on purpose: no batching across time or samples.
 """
 import torch
 import torch.nn.functional as F
-
 
 def kl_2018(mu1, logvar1, mu2, logvar2, batch_size):
     sigma1 = logvar1.mul(0.5).exp()
@@ -75,3 +76,44 @@ def reference_loss_fp(model, x, n_past):
         mse = mse + F.mse_loss(x_pred, x[:, i])
         kld = kld + kl_2018(mu, logvar, torch.zeros_like(mu), torch.zeros_like(logvar), B)
     return mse, kld
+
+
+def reference_sample(model, x, n_past, n_future, nsample, noise):
+    """(B, nsample, n_past + n_future, C, H, W) sampled the 2018 way."""
+    B = x.shape[0]
+    cfg = model.config
+    learned = model.prior is not None
+    samples = []
+    for s in range(nsample):
+        pred = model.frame_predictor.init_state(B, x.device, x.dtype)
+        post = model.posterior.init_state(B, x.device, x.dtype)
+        prior = model.prior.init_state(B, x.device, x.dtype) if learned else None
+        x_in = x[:, 0]
+        frames = [x_in]
+        skip = None
+        for i in range(1, n_past + n_future):
+            h, skip_i = model.encoder(x_in)
+            # skip is None only with n_past 1, where the 2018 code crashes; the documented fix: frame 0
+            if cfg.last_frame_skip or i < n_past or (cfg.skip_from_last_conditioning and i == n_past) or skip is None:
+                skip = skip_i
+            if i < n_past:
+                h_target = model.encoder(x[:, i])[0]
+                (mu, logvar), post = model.posterior(h_target, post)
+                if learned:   # generate_svg_lp.py: a posterior sample, then prior(h) warms the prior up
+                    z = mu + noise(s) * torch.exp(0.5 * logvar)
+                    _, prior = model.prior(h, prior)
+                else:         # generate_svg_fp.py: the posterior mean
+                    z = mu
+                _, pred = model.frame_predictor(torch.cat([h, z], 1), pred)
+                x_in = x[:, i]
+            else:
+                if learned:
+                    (mu_p, logvar_p), prior = model.prior(h, prior)
+                    z = mu_p + noise(s) * torch.exp(0.5 * logvar_p)
+                else:
+                    z = noise(s)
+                h_pred, pred = model.frame_predictor(torch.cat([h, z], 1), pred)
+                x_in = model.decoder(h_pred, skip)
+            frames.append(x_in)
+        samples.append(torch.stack(frames, 1))
+    return torch.stack(samples, 1)
