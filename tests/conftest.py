@@ -41,3 +41,21 @@ def assert_weights_changed(run_dir):
     params = [k for k, v in start.items() if v.is_floating_point() and "running" not in k]
     changed = [k for k in params if not torch.equal(start[k], ckpt["model"][k])]
     assert len(changed) >= 0.9 * len(params), f"only {len(changed)} of {len(params)} weight tensors changed"
+
+
+def _malloc_trim():
+    """Give freed heap memory back to the OS (glibc keeps it otherwise, and the suite's peak RSS grows)."""
+    import ctypes
+    import ctypes.util
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_memory_after_each_module():
+    yield
+    import gc
+    gc.collect()
+    _malloc_trim()

@@ -9,6 +9,8 @@ import torch
 from conftest import ROOT, make_checkpoint
 from test_training import run_main
 
+pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
+
 
 def cli(*args):
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -15,6 +15,8 @@ import training
 from data import DataError
 from tests.conftest import ROOT, assert_weights_changed
 
+pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
+
 # TensorFlow is looked for, never imported here: TensorFlow and PyTorch in one process can crash.
 if importlib.util.find_spec("tensorflow") is None:
     pytest.skip("TensorFlow is not installed (pip install -e '.[test]')", allow_module_level=True)

@@ -16,6 +16,8 @@ import checkpoint
 from checkpoint import CheckpointError, build_model, load_checkpoint
 from utils import file_sha256
 
+pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 CASES = ["dcgan64_lp_legacy", "dcgan64_lp_zip", "vgg64_fp_legacy", "vgg64_fp_zip", "dcgan128_lp_legacy",

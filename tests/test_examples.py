@@ -8,6 +8,8 @@ from nbclient import NotebookClient
 import example_frechet_distance
 from tests.conftest import ROOT, make_checkpoint
 
+pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
+
 
 @pytest.fixture(scope="module")
 def trained_like_checkpoint(tmp_path_factory):

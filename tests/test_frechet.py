@@ -182,6 +182,7 @@ def test_statistics_roundtrip_and_skip_features(calc, tmp_path, tiny_checkpoint)
     assert skips.extract_features(a[:3]).shape == (3, 16 + 64 + 128 + 256 + 512)
 
 
+@pytest.mark.slow
 def test_cli_compares_files_and_saves_stats(tiny_checkpoint, tmp_path):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "a.npy", rng.random((20, 1, 64, 64)).astype(np.float32))
@@ -327,6 +328,7 @@ def test_concurrent_cold_cache_loads_the_model_once(tiny_checkpoint, monkeypatch
 
 
 # ----------------------------------------------------------------------------- CLI inputs
+@pytest.mark.slow
 def test_cli_bad_inputs_end_in_one_line(tiny_checkpoint, tmp_path):
     import imageio.v3 as iio
     mixed = tmp_path / "mixed"

