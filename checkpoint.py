@@ -13,7 +13,7 @@ import torch
 
 from checkpoint_2018 import Checkpoint2018Error, read_2018_checkpoint
 from models.svg import SVG, SVGConfig
-from utils import atomic_write
+from utils import OneLineArgumentParser, atomic_write
 
 FORMAT_VERSION = 1
 PROGRAM = "svg"
@@ -131,7 +131,7 @@ def load_model(path, device="cpu"):
 if __name__ == "__main__":
     import argparse
     import sys
-    p = argparse.ArgumentParser(description="Checkpoint tools.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description="Checkpoint tools.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="write an inference-only copy (no optimizer state)")
     e.add_argument("src")

@@ -17,6 +17,7 @@ import torch  # noqa: E402
 
 from data.moving_mnist import MovingMNIST  # noqa: E402
 from frechet_distance import FrechetDistanceCalculator  # noqa: E402
+from utils import OneLineArgumentParser  # noqa: E402
 
 
 def line_plot(path, x, y, xlabel, title):
@@ -31,7 +32,7 @@ def line_plot(path, x, y, xlabel, title):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model_path", default=None, help="SVG checkpoint (default: the shipped SM-MNIST model)")
     p.add_argument("--out_dir", default=".", help="folder for the three PNG plots")
     p.add_argument("--num_sequences", type=int, default=256, help="SM-MNIST test sequences to compare")

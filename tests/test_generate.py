@@ -87,7 +87,7 @@ def test_bad_input_exits_2(lp_ckpt, tmp_path):
         (["--model_path", str(tmp_path / "corrupt.pth")], "corrupt"),
         (["--model_path", lp_ckpt, "--N", "100000"], "larger than the test set"),
         (["--model_path", lp_ckpt, "--n_past", "0"], "at least 1"),
-        (["--model_path", lp_ckpt, "--ssim", "msssim"], "--ssim must be one of"),
+        (["--model_path", lp_ckpt, "--ssim", "msssim"], "argument --ssim: invalid choice"),
     ]
     for flags, message in cases:
         res = cli("--log_dir", str(tmp_path / "out"), "--data_root", "/nonexistent", *flags)

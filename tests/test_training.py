@@ -120,11 +120,11 @@ def cli(*args, cwd=ROOT):
 
 @pytest.mark.parametrize("flags,message", [
     (["--n_past", "0"], "--n_past must be at least 1"),
-    (["--image_width", "96"], "--image_width must be 64 or 128"),
+    (["--image_width", "96"], "argument --image_width: invalid choice: 96"),
     (["--channels", "3"], "does not match smmnist"),
     (["--dataset", "bair", "--channels", "3", "--data_root", "/nonexistent/bair"], "does not exist"),
     (["--dataset", "kth", "--data_root", "/nonexistent/kth"], "does not exist"),
-    (["--optimizer", "lbfgs"], "--optimizer must be one of"),
+    (["--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
     (["--num_digits", "4"], "--num_digits must be 1, 2 or 3"),
     (["--resume", "/nonexistent/run"], "no checkpoint file"),
     (["--z_dim", "0"], "--z_dim must be at least 1"),
