@@ -75,7 +75,7 @@ def describe_source(ckpt):
         return None
     return (f"note: read a 2018 edenton/svg model file ({source['file']}, "
             f"SVG-{'LP' if ckpt['config']['learned_prior'] else 'FP'}, {ckpt['config']['model']} "
-            f"{ckpt['config']['image_width']}x{ckpt['config']['image_width']}, dataset {ckpt['dataset']}); "
+            f"{ckpt['config']['image_width']}x{ckpt['config']['image_width']}, dataset {ckpt['args']['dataset']}); "
             f"converted in memory")
 
 

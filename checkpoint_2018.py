@@ -379,11 +379,10 @@ def read_2018_checkpoint(path):
     args.update({k: v for k, v in config.items() if k in ("predictor_rnn_layers", "posterior_rnn_layers")})
     if learned_prior:
         args["prior_rnn_layers"] = config["prior_rnn_layers"]
-    dataset = args.get("dataset", "smmnist")
+    args.setdefault("dataset", "smmnist")
     return {
         "kind": "svg-lp" if learned_prior else "svg-fp", "config": config, "model": state,
         "epoch": -1,  # unknown: continued training starts at epoch 0 with a fresh optimizer, as in 2018
-        "step": 0, "args": args, "dataset": dataset,
-        "n_past": int(args.get("n_past", 5)), "n_future": int(args.get("n_future", 10)),
+        "step": 0, "args": args,
         "converted_from": {"format": SOURCE_FORMAT, "file": os.path.basename(path), "sha256": file_sha256(path)},
     }

@@ -396,8 +396,6 @@ class FrechetDistanceCalculator:
             raise RuntimeError("call compute_statistics(images) before save_statistics(path)")
         save_statistics(path, self.mu, self.sigma, self.n)
 
-    load_statistics = staticmethod(load_statistics)
-
     def _warn_small(self, n):
         if n <= self.feature_dim:  # rank n - 1 < d: the covariance is singular
             warnings.warn(f"a set has {n} samples, not more than the feature dimension {self.feature_dim}: the "

@@ -123,8 +123,9 @@ def generate(args):
     if describe_source(ckpt):
         print(describe_source(ckpt), flush=True)
     train_args = ckpt.get("args", {})
-    dataset = ckpt.get("dataset") or train_args.get("dataset", "smmnist")
-    n_past_default, n_future_default = TEST_PROTOCOL.get(dataset, (ckpt.get("n_past", 5), ckpt.get("n_future", 10)))
+    dataset = train_args.get("dataset", "smmnist")
+    n_past_default, n_future_default = TEST_PROTOCOL.get(dataset, (train_args.get("n_past", 5),
+                                                                   train_args.get("n_future", 10)))
     n_past = args.n_past if args.n_past is not None else n_past_default
     n_future = args.n_future if args.n_future is not None else n_future_default
     if n_past < 1 or n_future < 1:

@@ -566,8 +566,7 @@ def end_of_epoch(s, epoch, sums, seconds, learned_prior):
         "kind": "svg-lp" if learned_prior else "svg-fp", "config": s.model.config.to_dict(),
         "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "optimizer_name": args.optimizer,
         "epoch": epoch, "step": s.step, "args": format_args(args), "digit_source": s.digit_source,
-        "dataset": args.dataset, "n_past": args.n_past, "n_future": args.n_future,
-        "mse": epoch_mse, "kld": epoch_kld})
+        "mse": epoch_mse, "kld": epoch_kld})  # dataset, n_past, n_future: in args, stored once
 
 
 def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):

@@ -18,8 +18,8 @@ def make_checkpoint(path, seed=0, **config):
     cfg = SVGConfig(**{"g_dim": 16, "z_dim": 4, "rnn_size": 32, **config})
     model = SVG(cfg)
     save_checkpoint(str(path), {"kind": "svg-lp" if cfg.learned_prior else "svg-fp", "config": cfg.to_dict(),
-                                "model": model.state_dict(), "epoch": 0, "step": 0, "args": {},
-                                "dataset": "smmnist", "n_past": 2, "n_future": 2})
+                                "model": model.state_dict(), "epoch": 0, "step": 0,
+                                "args": {"dataset": "smmnist", "n_past": 2, "n_future": 2}})
     return str(path)
 
 

@@ -67,7 +67,7 @@ def test_config_comes_from_opt(files_2018):
     lp = load_checkpoint(str(files_2018 / "dcgan64_lp_legacy.pth"))
     assert lp["kind"] == "svg-lp" and lp["config"]["learned_prior"]
     assert (lp["config"]["g_dim"], lp["config"]["z_dim"], lp["config"]["rnn_size"]) == (16, 4, 32)
-    assert (lp["n_past"], lp["n_future"], lp["dataset"]) == (5, 10, "smmnist")
+    assert (lp["args"]["n_past"], lp["args"]["n_future"], lp["args"]["dataset"]) == (5, 10, "smmnist")
     assert lp["args"]["optimizer"] == "adam" and lp["args"]["beta"] == 0.0001
     fp = load_checkpoint(str(files_2018 / "vgg128_fp_legacy.pth"))  # older commits: one --rnn_layers
     assert fp["kind"] == "svg-fp" and fp["config"]["posterior_rnn_layers"] == 2

@@ -33,7 +33,7 @@ def test_file_matches_documented_sha256_and_config(shipped):
     cfg = model.config
     assert (cfg.model, cfg.image_width, cfg.channels, cfg.g_dim, cfg.z_dim, cfg.rnn_size) == ("dcgan", 64, 1, 128, 10, 256)
     assert cfg.learned_prior and ckpt["args"]["beta"] == 0.0001
-    assert (ckpt["n_past"], ckpt["n_future"]) == (5, 10) and "optimizer" not in ckpt
+    assert (ckpt["args"]["n_past"], ckpt["args"]["n_future"]) == (5, 10) and "optimizer" not in ckpt
 
 
 @pytest.mark.slow
