@@ -65,3 +65,28 @@ def test_deterministic_and_tf32_flags_set_the_backends(monkeypatch):
         torch.use_deterministic_algorithms(saved[0])
         (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
          torch.backends.cudnn.allow_tf32) = saved[1:]
+
+
+def test_channels_last_stays_channels_last_and_computes_the_same():
+    import copy
+    torch.manual_seed(0)
+    plain = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
+    cl = copy.deepcopy(plain).to(memory_format=torch.channels_last)
+    layouts = []
+
+    def record(module, inputs, output):
+        if output.dim() == 4 and output.shape[-1] > 1:
+            layouts.append(output.is_contiguous(memory_format=torch.channels_last))
+    for m in cl.modules():
+        if isinstance(m, (torch.nn.BatchNorm2d, torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            m.register_forward_hook(record)
+    x = torch.rand(3, 5, 1, 64, 64)
+    torch.manual_seed(1)
+    mse_p, kld_p = plain(x, 2)
+    torch.manual_seed(1)
+    mse_c, kld_c = cl(x, 2)
+    assert layouts and all(layouts), f"{layouts.count(False)} of {len(layouts)} activations left channels-last"
+    torch.testing.assert_close(mse_c, mse_p, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(kld_c, kld_p, rtol=1e-5, atol=1e-6)
+    for (name, a), b in zip(plain.named_buffers(), cl.buffers()):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
