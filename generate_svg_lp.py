@@ -12,7 +12,6 @@ import json
 import os
 import sys
 
-import numpy as np
 import torch
 
 from checkpoint import CheckpointError, describe_source, load_model
@@ -111,7 +110,13 @@ def write_sequence_visuals(log_dir, index, truth, posterior, best, randoms, n_pa
     save_png(os.path.join(log_dir, f"test_{index:04d}.png"), labelled_grid(framed_rows, labels))
 
 
-def generate(args):
+# metrics.csv columns. ssim_best is the SSIM of the best-mean-SSIM sample, which is also the 2018 choice;
+# psnr_2018 is the PSNR of that same sample (the 2018 GIFs' "best"), psnr_best that of the best-mean-PSNR sample.
+METRICS = ("ssim_best", "psnr_best", "psnr_2018", "ssim_posterior", "psnr_posterior")
+
+
+def load(args):
+    """Check the flags; (model, checkpoint, device, test set, n_past, n_future) for the evaluation."""
     if not args.model_path or not args.log_dir:
         raise UsageError("pass --model_path (a model.pth) and --log_dir (where to write)")
     if min(args.batch_size, args.nsample, args.N, args.rollout_batch) < 1:
@@ -130,30 +135,34 @@ def generate(args):
     n_future = args.n_future if args.n_future is not None else n_future_default
     if n_past < 1 or n_future < 1:
         raise UsageError(f"--n_past and --n_future must be at least 1, got {n_past} and {n_future}")
-    cfg = model.config
-    _, test = load_dataset(dataset, args.data_root, 2, n_past + n_future, image_width=cfg.image_width,
+    _, test = load_dataset(dataset, args.data_root, 2, n_past + n_future, image_width=model.config.image_width,
                            num_digits=train_args.get("num_digits", 2),
                            mnist_source=train_args.get("mnist_source", "auto"))
     if args.N > len(test):
         raise UsageError(f"--N {args.N} is larger than the test set ({len(test)} sequences)")
-    first = test[0]
-    if first.shape[0] < n_past + n_future:
-        raise UsageError(f"test sequences have {first.shape[0]} frames, fewer than n_past + n_future = "
+    if test[0].shape[0] < n_past + n_future:
+        raise UsageError(f"test sequences have {test[0].shape[0]} frames, fewer than n_past + n_future = "
                          f"{n_past + n_future}")
     if args.bn_train_mode:
         model.encoder.train()
         model.decoder.train()
-    os.makedirs(args.log_dir, exist_ok=True)
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
+    return model, ckpt, device, test, n_past, n_future
 
+
+def evaluate(args, model, device, test, n_past, n_future):
+    """Sample and score the first N test sequences (writing their GIFs and PNGs on the way).
+
+    Returns {metric: (N, n_future) tensor} and the Fréchet distance between one random sample per
+    sequence and the real frames, with the model's own encoder.
+    """
     from frechet_distance import FrechetDistanceCalculator, RunningStatistics, frechet_distance_from_statistics
     fd_calc = FrechetDistanceCalculator(model=model)  # the model in memory; the file is not read again
     real_stats, fake_stats = RunningStatistics(), RunningStatistics()
-
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(test, range(args.N)), batch_size=args.batch_size,
                                          shuffle=False, num_workers=args.num_threads)
-    rows = []
+    per_batch = {k: [] for k in METRICS}
     done = 0
     for batch_index, x in enumerate(loader):
         torch.manual_seed(derived_seed(args.seed, batch_index))
@@ -161,64 +170,76 @@ def generate(args):
         posterior = model.posterior_rollout(x, n_past)
         ss, ps, best, randoms = evaluate_batch(model, x, n_past, n_future, args.nsample, args.rollout_batch,
                                                args.ssim, gen)
-        ss, ps = ss.cpu(), ps.cpu()
-        best_ssim = ss.mean(2).argmax(1)       # the 2018 choice, also "best per metric" for SSIM
-        best_psnr = ps.mean(2).argmax(1)
-        for b in range(x.shape[0]):
-            seq = done + b
-            for t in range(n_future):
-                rows.append({"sequence": seq, "t": n_past + t,
-                             "ssim_best": ss[b, best_ssim[b], t].item(), "psnr_best": ps[b, best_psnr[b], t].item(),
-                             "psnr_2018": ps[b, best_ssim[b], t].item(),
-                             "ssim_posterior": ssim(posterior[b, n_past + t], x[b, n_past + t], args.ssim).item(),
-                             "psnr_posterior": psnr(posterior[b, n_past + t], x[b, n_past + t]).item()})
-            if not args.no_gifs:
-                write_sequence_visuals(args.log_dir, seq, x[b].cpu(), posterior[b].cpu(), best[b].cpu(),
+        ss, ps = ss.cpu(), ps.cpu()                                           # (B, nsample, n_future)
+        rows = torch.arange(x.shape[0])
+        best_ssim, best_psnr = ss.mean(2).argmax(1), ps.mean(2).argmax(1)
+        truth, post = x[:, n_past:], posterior[:, n_past:]
+        per_batch["ssim_best"].append(ss[rows, best_ssim])
+        per_batch["psnr_best"].append(ps[rows, best_psnr])
+        per_batch["psnr_2018"].append(ps[rows, best_ssim])
+        per_batch["ssim_posterior"].append(ssim(post, truth, args.ssim).cpu())
+        per_batch["psnr_posterior"].append(psnr(post, truth).cpu())
+        if not args.no_gifs:
+            for b in range(x.shape[0]):
+                write_sequence_visuals(args.log_dir, done + b, x[b].cpu(), posterior[b].cpu(), best[b].cpu(),
                                        randoms[b].cpu(), n_past)
-        real_stats.update(fd_calc.extract_features(x[:, n_past:]))
+        real_stats.update(fd_calc.extract_features(truth))
         fake_stats.update(fd_calc.extract_features(randoms[:, 0, n_past:]))
         done += x.shape[0]
         print(f"evaluated {done}/{args.N} sequences", flush=True)
+    metrics = {k: torch.cat(v).double() for k, v in per_batch.items()}
+    (mu_r, s_r, _), (mu_f, s_f, n_frames) = real_stats.result(), fake_stats.result()
+    return metrics, frechet_distance_from_statistics(mu_r, s_r, mu_f, s_f), n_frames
 
-    # ssim_best is the SSIM of the best-mean-SSIM sample, which is also the 2018 choice; psnr_2018 is the
-    # PSNR of that same sample (the 2018 GIFs' "best"), psnr_best that of the best-mean-PSNR sample
-    keys = ["ssim_best", "psnr_best", "psnr_2018", "ssim_posterior", "psnr_posterior"]
+
+def summarise(metrics, n_past):
+    """metrics_summary.csv rows: per time step, each metric's mean and 95% interval over sequences."""
+    stats = {k: mean_confidence(v) for k, v in metrics.items()}               # each: ((n_future,), (n_future,))
+    n_future = next(iter(metrics.values())).shape[1]
+    return [{"t": n_past + t, **{f"{k}_{part}": stats[k][j][t].item() for k in METRICS
+                                 for j, part in enumerate(("mean", "ci95"))}} for t in range(n_future)]
+
+
+def write_outputs(args, ckpt, metrics, summary_rows, fd_value, n_past, n_future):
+    """metrics.csv, metrics_summary.csv, metrics_vs_time.png and summary.json; returns the summary."""
+    N = next(iter(metrics.values())).shape[0]
     with open(os.path.join(args.log_dir, "metrics.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["sequence", "t"] + keys)
+        w = csv.DictWriter(f, fieldnames=["sequence", "t", *METRICS])
         w.writeheader()
-        w.writerows(rows)
-    summary_rows = []
-    for t in range(n_past, n_past + n_future):
-        r = {"t": t}
-        for k in keys:
-            vals = torch.tensor([row[k] for row in rows if row["t"] == t])
-            m, ci = mean_confidence(vals)
-            r[f"{k}_mean"], r[f"{k}_ci95"] = m.item(), ci.item()
-        summary_rows.append(r)
+        w.writerows({"sequence": i, "t": n_past + t, **{k: metrics[k][i, t].item() for k in METRICS}}
+                    for i in range(N) for t in range(n_future))
     with open(os.path.join(args.log_dir, "metrics_summary.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(summary_rows[0]))
         w.writeheader()
         w.writerows(summary_rows)
+    train_args = ckpt.get("args", {})
     train_horizon = train_args.get("n_past", 0) + train_args.get("n_future", 0) or None
     plot_metrics(os.path.join(args.log_dir, "metrics_vs_time.png"), summary_rows, n_past, train_horizon, args.ssim)
-    mu_r, s_r, _ = real_stats.result()
-    mu_f, s_f, _ = fake_stats.result()
     summary = {
         "checkpoint": os.path.abspath(args.model_path), "checkpoint_sha256": file_sha256(args.model_path),
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv), "seed": args.seed,
-        "dataset": dataset, "n_past": n_past, "n_future": n_future, "nsample": args.nsample, "N": args.N,
-        "ssim_variant": args.ssim, "bn_train_mode": args.bn_train_mode, "protocol": args.protocol,
-        "averages": {k: float(np.mean([row[k] for row in rows])) for k in keys},
-        "frechet_distance_svg_encoder": frechet_distance_from_statistics(mu_r, s_r, mu_f, s_f),
+        "dataset": train_args.get("dataset", "smmnist"), "n_past": n_past, "n_future": n_future,
+        "nsample": args.nsample, "N": args.N, "ssim_variant": args.ssim, "bn_train_mode": args.bn_train_mode,
+        "protocol": args.protocol, "averages": {k: metrics[k].mean().item() for k in METRICS},
+        "frechet_distance_svg_encoder": fd_value,
     }
     write_json(os.path.join(args.log_dir, "summary.json"), summary)
+    return summary
+
+
+def generate(args):
+    """Load, evaluate, summarise, write: the whole of generate_svg_lp.py."""
+    model, ckpt, device, test, n_past, n_future = load(args)
+    os.makedirs(args.log_dir, exist_ok=True)
+    metrics, fd_value, n_frames = evaluate(args, model, device, test, n_past, n_future)
+    summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), fd_value, n_past, n_future)
     print(json.dumps(summary["averages"], indent=1))
-    n_frames, dim = fake_stats.n, model.config.g_dim
     print(f"Fréchet distance (this model's encoder, one random sample per sequence vs the real frames, "
-          f"{n_frames} frames each): {summary['frechet_distance_svg_encoder']:.4f}")
-    if n_frames <= dim:
+          f"{n_frames} frames each): {fd_value:.4f}")
+    if n_frames <= model.config.g_dim:
         print(f"warning: the Fréchet distance rests on {n_frames} frames, not more than the feature dimension "
-              f"{dim}: the covariance is singular and the value strongly biased; raise --N", file=sys.stderr)
+              f"{model.config.g_dim}: the covariance is singular and the value strongly biased; raise --N",
+              file=sys.stderr)
     return summary
 
 
