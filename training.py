@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.distributed as dist
@@ -243,8 +243,8 @@ def plot_samples(model, x, n_past, n_rec, epoch, run):
 
 
 def format_args(args):
-    """The arguments as a plain dict (checkpoints hold no argparse namespace)."""
-    return dict(vars(args))
+    """The settings as a plain dict (checkpoints hold no argparse namespace)."""
+    return asdict(args) if isinstance(args, TrainConfig) else dict(vars(args))
 
 
 # Flags that define the network: they come from the checkpoint's weights and cannot be changed.
@@ -315,12 +315,68 @@ def resolve_run(args, ckpt, learned_prior):
     return Run(os.path.join(args.model_dir, "continued")), ckpt["epoch"] + 1
 
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """A run's settings below the command line: typed, read-only, built once from the parsed flags.
+
+    The fields are the flags (defaults live in ``build_parser`` only); ``from_args`` refuses a flag
+    without a field, so the two cannot drift apart.
+    """
+
+    lr: float
+    beta1: float
+    batch_size: int
+    log_dir: str
+    model_dir: str
+    name: str
+    data_root: str
+    optimizer: str
+    niter: int
+    seed: int
+    epoch_size: int
+    image_width: int
+    channels: int
+    dataset: str
+    n_past: int
+    n_future: int
+    n_eval: int
+    rnn_size: int
+    posterior_rnn_layers: int
+    predictor_rnn_layers: int
+    z_dim: int
+    g_dim: int
+    beta: float
+    model: str
+    data_threads: int
+    num_digits: int
+    last_frame_skip: bool
+    skip_from_last_conditioning: bool
+    device: str
+    resume: str
+    mnist_source: str
+    amp: bool
+    compile: bool
+    channels_last: bool
+    tensorboard: bool
+    deterministic: bool
+    tf32: bool
+    prior_rnn_layers: int = 0  # SVG-FP has no prior
+
+    @classmethod
+    def from_args(cls, args):
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(vars(args)) - names)
+        if unknown:
+            raise TypeError(f"flags without a TrainConfig field: {', '.join(unknown)}")
+        return cls(**vars(args))
+
+
 def train(args, ckpt, learned_prior):
     """Train SVG-LP (learned_prior=True) or SVG-FP from arguments parsed by ``parse_args``."""
+    args = TrainConfig.from_args(args)
     configure_numerics(args.deterministic, args.tf32)
     rank, world, device = setup_distributed(args.device)
     is_main = rank == 0
-    say = print if is_main else (lambda *a, **k: None)
 
     run, start_epoch = resolve_run(args, ckpt, learned_prior)
     if is_main:
@@ -379,7 +435,7 @@ def claim_run_folder(run, resumed):
 class Session:
     """Everything one process trains with, built once by ``set_up``."""
 
-    args: argparse.Namespace
+    args: "TrainConfig"
     run: Run
     rank: int
     world: int

@@ -1,5 +1,4 @@
 """Bad checkpoints and flags end with one line naming the problem, exit code 2, no traceback."""
-import os
 import subprocess
 import sys
 

@@ -34,7 +34,7 @@ def lp_ckpt(tmp_path_factory):
 
 
 def test_outputs_and_reproducibility(lp_ckpt, tmp_path):
-    summary = run(lp_ckpt, tmp_path / "a")
+    run(lp_ckpt, tmp_path / "a")
     rows = read_csv(tmp_path / "a" / "metrics.csv")
     assert len(rows) == 5 * 3 and {int(r["sequence"]) for r in rows} == set(range(5))
     assert sorted({int(r["t"]) for r in rows}) == [2, 3, 4]

