@@ -169,8 +169,9 @@ class SVG(nn.Module):
 
         As the 2018 generation scripts: conditioning steps use a posterior sample and warm the
         prior up (LP) or use the posterior mean (FP); later steps draw z from the learned prior
-        (LP) or N(0, I) (FP) and re-encode each generated frame. Skips follow ``skip_frame``. Returns (B, nsample, n_past + n_future, C, H, W): the conditioning frames, then
-        the predictions. All nsample samples run as one batch.
+        (LP) or N(0, I) (FP) and re-encode each generated frame. Skips follow ``skip_frame``.
+        Returns (B, nsample, n_past + n_future, C, H, W): the conditioning frames, then the
+        predictions. All nsample samples run as one batch.
         """
         return self._rollout(x, n_past, n_past + n_future, nsample, posterior_mean=False)
 
