@@ -12,8 +12,9 @@ CASES = [
     ("dcgan", False, False, False),
     ("dcgan", True, True, False),
     ("dcgan", True, False, True),
+    # vgg (max-pooling, upsampling) is covered with LP; FP's own encoding order with dcgan above. A vgg FP
+    # case cost 44 s of the suite's 10-minute budget and tested nothing those two do not.
     pytest.param("vgg", True, False, False, marks=pytest.mark.slow),
-    pytest.param("vgg", False, False, False, marks=pytest.mark.slow),
 ]
 
 
