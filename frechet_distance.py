@@ -192,7 +192,7 @@ def _to_tensor(images):
 
 
 def _checked_images(images):
-    """(float32 (N, C, H, W) tensor, was_integer) after the shape, dtype and finiteness checks."""
+    """(float32 (N, C, H, W) tensor, was_integer, min, max) after the shape, dtype and finiteness checks."""
     x = _to_tensor(images)
     if x.dim() == 5:
         x = x.reshape(-1, *x.shape[2:])
@@ -207,12 +207,12 @@ def _checked_images(images):
     x = x.float() if integer else x.to(torch.float32)
     if not torch.isfinite(x).all():
         raise InputError("images contain NaN or infinite values")
-    return x, integer
+    lo, hi = (v.item() for v in torch.aminmax(x))  # one pass, read once for the range rule and its check
+    return x, integer, lo, hi
 
 
-def infer_value_range(x, integer):
-    """The range rule of the module docstring, applied to one batch: (0, 1) or (0, 255)."""
-    lo, hi = x.min().item(), x.max().item()
+def infer_value_range(lo, hi, integer):
+    """The range rule of the module docstring, from one batch's extremes: (0, 1) or (0, 255)."""
     if integer or (hi > 2 and lo >= 0):
         return (0, 255)
     if lo >= 0 and hi <= 1:
@@ -234,8 +234,7 @@ def _value_range_pair(value_range):
     return low, high
 
 
-def _normalised(x, value_range, width, channels, origin="value_range"):
-    lo, hi = x.min().item(), x.max().item()
+def _normalised(x, lo, hi, value_range, width, channels, origin="value_range"):
     low, high = _value_range_pair(value_range)
     if lo < low - 1e-6 or hi > high + 1e-6:
         raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside the range {value_range} set by {origin}; "
@@ -258,11 +257,11 @@ def prepare_images(images, width, channels, value_range=None):
     the value-range rule. For a set given as several batches, the calculator decides the range
     once, from the first batch (see ``FrechetDistanceCalculator.extract_features``).
     """
-    x, integer = _checked_images(images)
+    x, integer, lo, hi = _checked_images(images)
     origin = "value_range"
     if value_range is None:
-        value_range, origin = infer_value_range(x, integer), "the images' own values"
-    return _normalised(x, value_range, width, channels, origin)
+        value_range, origin = infer_value_range(lo, hi, integer), "the images' own values"
+    return _normalised(x, lo, hi, value_range, width, channels, origin)
 
 
 # ----------------------------------------------------------------------------- model
@@ -367,10 +366,10 @@ class FrechetDistanceCalculator:
         value_range, origin = self.value_range, "value_range"
         with torch.inference_mode():
             for k, batch in enumerate(self._batches(images)):
-                x, integer = _checked_images(batch)
+                x, integer, lo, hi = _checked_images(batch)
                 if value_range is None:
-                    value_range, origin = infer_value_range(x, integer), "the first batch of this set"
-                x = _normalised(x, value_range, self.config.image_width, self.config.channels,
+                    value_range, origin = infer_value_range(lo, hi, integer), "the first batch of this set"
+                x = _normalised(x, lo, hi, value_range, self.config.image_width, self.config.channels,
                                 origin if k == 0 else f"{origin} (in batch {k})")
                 for i in range(0, len(x), self.batch_size):
                     yield self._features(x[i:i + self.batch_size].to(self.device)).double().cpu().numpy()
