@@ -31,6 +31,10 @@ PLOT_SAMPLES = 20   # samples per sequence in sample_<epoch>.png (2018: 20)
 LOG_EVERY = 10      # iterations between progress updates (and NaN checks)
 
 
+class TrainingInterrupted(Exception):
+    """Ctrl-C or SIGINT: the message says which epoch model.pth holds and how to continue."""
+
+
 class TrainingDiverged(Exception):
     """The loss became NaN or infinite."""
 
@@ -383,6 +387,8 @@ def train(args, ckpt, learned_prior):
         claim_run_folder(run, resumed=bool(args.resume))
     try:
         return _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(interrupted_message(run)) from None
     finally:
         run.unlock()
         if world > 1:
@@ -634,6 +640,16 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
     return run
 
 
+def interrupted_message(run):
+    """Where an interrupted run stands: the epoch its atomically written checkpoint holds, and the resume command."""
+    try:
+        saved = load_checkpoint(run.checkpoint)
+    except (CheckpointError, OSError):
+        return f"interrupted before the first epoch ended; nothing was saved in {run.dir}"
+    return (f"interrupted; {run.checkpoint} holds epoch {saved['epoch']} (the last finished one). "
+            f"Continue with: --resume {run.dir} --niter N")
+
+
 def main(learned_prior, argv=None):
     """Entry point of both scripts: errors in the user's input end with one line and exit code 2."""
     try:
@@ -642,6 +658,10 @@ def main(learned_prior, argv=None):
     except (UsageError, DataError, CheckpointError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except TrainingInterrupted as err:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"\n{err}", file=sys.stderr)
+        sys.exit(130)  # the shell's code for a run ended by SIGINT
     except TrainingDiverged as err:
         if int(os.environ.get("RANK", "0")) == 0:  # every rank stops; one message
             print(f"error: {err}", file=sys.stderr)

@@ -41,6 +41,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast for ours; the reference stays float32, as in 2018")
     p.add_argument("--compile", action="store_true", help="torch.compile our model (not the reference)")
+    p.add_argument("--tf32", action="store_true", help="TF32 matrix products for both sides (CUDA; train with --tf32)")
     p.add_argument("--channels_last", action="store_true", help="channels-last weights for our model (not the reference)")
     p.add_argument("--settings", default="smmnist,bair")
     p.add_argument("--data_workers", type=int, default=2, help="DataLoader workers for the data-pipeline measurement")
@@ -48,8 +49,10 @@ def main():
     p.add_argument("--peak_tflops", type=float, default=None, help="device peak for the fraction (H100 SXM: 989 bf16, 67 fp32)")
     args = p.parse_args()
     dev = torch.device(args.device)
+    if args.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     print(f"# bench_train {datetime.date.today()} device={describe_device(dev)} batch={args.batch_size} "
-          f"amp={args.amp} compile={args.compile} channels_last={args.channels_last} torch={torch.__version__}")
+          f"amp={args.amp} tf32={args.tf32} compile={args.compile} channels_last={args.channels_last} torch={torch.__version__}")
     for name in args.settings.split(","):
         cfg, n_past, n_future = SETTINGS[name]
         torch.manual_seed(0)

@@ -195,6 +195,25 @@ def test_mixed_precision_and_channels_last_train(tmp_path):
     assert args["amp"] is False and args["channels_last"] is False
 
 
+def test_ctrl_c_ends_with_the_resume_command_and_no_traceback(tmp_path, monkeypatch, capsys):
+    real_run_epoch = training.run_epoch
+
+    def interrupted_in_epoch_1(s, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real_run_epoch(s, epoch)
+    monkeypatch.setattr(training, "run_epoch", interrupted_in_epoch_1)
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path, "--niter", "3")
+    assert stop.value.code == 130
+    err = capsys.readouterr().err
+    assert "holds epoch 0 (the last finished one)" in err and "--resume " in err and "Traceback" not in err
+    run_dir = err.split("--resume ")[1].split(" --niter")[0]
+    monkeypatch.setattr(training, "run_epoch", real_run_epoch)
+    run = run_main(tmp_path, "--resume", run_dir, "--niter", "2")  # the command it names works
+    assert [r["epoch"] for r in metrics(run)] == [0, 1]
+
+
 def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     from checkpoint import save_checkpoint
     path = str(tmp_path / "model.pth")
