@@ -257,7 +257,9 @@ ARCHITECTURE_FLAGS = ("model", "image_width", "channels", "g_dim", "z_dim", "rnn
 # Flags an exactly resumed run may change; any other change would alter the replayed training.
 RESUME_MAY_CHANGE = ("niter", "device", "data_threads", "data_root", "deterministic", "tf32", "tensorboard",
                      *SPEED_FLAGS)
-NOT_INHERITED = ("resume", "model_dir", "log_dir")  # where to read and write comes from this command
+# where to read and write, and which device to run on, come from this command: a run trained on a
+# GPU continues on a CPU-only machine without --device cpu
+NOT_INHERITED = ("resume", "model_dir", "log_dir", "device")
 
 
 def parse_args(learned_prior, argv=None):

@@ -244,6 +244,10 @@ def test_export_and_continue_with_model_dir(tmp_path):
     assert os.path.getsize(shipped) < 0.6 * os.path.getsize(run.checkpoint)
     res = cli("train_svg_lp.py", "--resume", shipped, "--niter", "2")
     assert res.returncode == 2 and "--model_dir" in res.stderr
+    from checkpoint import save_checkpoint
+    trained_on_a_gpu = torch.load(shipped, weights_only=True)
+    trained_on_a_gpu["args"]["device"] = "cuda"  # as the shipped model was: it continues on this CPU all the same
+    save_checkpoint(shipped, trained_on_a_gpu)
     cont = training.main(True, ["--model_dir", shipped, "--niter", "2", "--log_dir", str(tmp_path / "cont"),
                                 "--data_threads", "0"])
     assert cont.dir.endswith("continued") and cont.dir.startswith(str(tmp_path / "cont"))
