@@ -11,7 +11,7 @@ import datetime
 import os
 
 import torch
-from common import ROOT, count_flops, describe_device, peak_memory_mb, time_interleaved  # noqa: F401
+from common import ROOT, count_flops, describe_device, matmul_tflops, peak_memory_mb, time_interleaved  # noqa: F401
 
 from models.svg import SVG, SVGConfig
 from reference_2018 import reference_loss
@@ -46,7 +46,7 @@ def main():
     p.add_argument("--settings", default="smmnist,bair")
     p.add_argument("--data_workers", type=int, default=2, help="DataLoader workers for the data-pipeline measurement")
     p.add_argument("--growth_steps", type=int, default=6, help="extra steps to check memory does not grow")
-    p.add_argument("--peak_tflops", type=float, default=None, help="device peak for the fraction (H100 SXM: 989 bf16, 67 fp32)")
+    p.add_argument("--peak_tflops", type=float, default=None, help="a datasheet peak for one more fraction (H100 SXM: 989 bf16, 67 fp32)")
     args = p.parse_args()
     dev = torch.device(args.device)
     if args.tf32:
@@ -74,6 +74,9 @@ def main():
         line += f", {flops / 1e9:.0f} GFLOP per step at {tflops:.3f} TFLOP/s"
         if args.peak_tflops:
             line += f" ({100 * tflops / args.peak_tflops:.1f}% of peak)"
+        f32, b16 = matmul_tflops(dev, torch.float32), matmul_tflops(dev, torch.bfloat16)
+        line += (f"; this device's 4096^2 matmul: float32 {f32:.3f} TFLOP/s ({100 * tflops / f32:.0f}% reached), "
+                 f"bfloat16 {b16:.3f} TFLOP/s ({100 * tflops / b16:.0f}% reached)")
         print(line, flush=True)
         if name == "smmnist":
             check_memory_growth(ours_step, dev, args.growth_steps)

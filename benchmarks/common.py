@@ -45,6 +45,14 @@ def count_flops(fn):
     return counter.get_total_flops()
 
 
+def matmul_tflops(device, dtype=torch.float32, n=4096, repeats=3):
+    """TFLOP/s of an n x n matmul in dtype on random data: this device's practical ceiling, measured
+    in the same run as the benchmark so that both see the same machine load."""
+    a = torch.randn(n, n, device=device).to(dtype)
+    b = torch.randn(n, n, device=device).to(dtype)
+    return 2 * n ** 3 / time_interleaved([lambda: a @ b], device, repeats)[0] / 1e12
+
+
 def peak_memory_mb(device):
     device = torch.device(device)
     if device.type == "cuda":
