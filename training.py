@@ -647,7 +647,8 @@ def interrupted_message(run):
     try:
         saved = load_checkpoint(run.checkpoint)
     except (CheckpointError, OSError):
-        return f"interrupted before the first epoch ended; nothing was saved in {run.dir}"
+        return (f"interrupted before the first epoch ended; no checkpoint was saved in {run.dir}. "
+                f"Delete that folder to start the same run again")
     return (f"interrupted; {run.checkpoint} holds epoch {saved['epoch']} (the last finished one). "
             f"Continue with: --resume {run.dir} --niter N")
 

@@ -213,6 +213,15 @@ def test_ctrl_c_ends_with_the_resume_command_and_no_traceback(tmp_path, monkeypa
     run = run_main(tmp_path, "--resume", run_dir, "--niter", "2")  # the command it names works
     assert [r["epoch"] for r in metrics(run)] == [0, 1]
 
+    def interrupted_at_once(s, epoch):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(training, "run_epoch", interrupted_at_once)
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path / "second", "--niter", "3")
+    assert stop.value.code == 130
+    err = capsys.readouterr().err
+    assert "no checkpoint was saved" in err and "Delete that folder" in err and "Traceback" not in err
+
 
 def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     from checkpoint import save_checkpoint
