@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
+import cpu_memory
 from checkpoint import CheckpointError, build_model, describe_source, load_checkpoint, save_checkpoint
 from data import DATASET_CHANNELS, DATASETS, DataError, load_dataset
 from data.mnist_digits import SOURCES as DIGIT_SOURCES
@@ -100,6 +101,11 @@ def build_parser(learned_prior):
     a("--tf32", action="store_true",
       help="allow TF32 matmuls and convolutions on Ampere and later GPUs (faster, about 3 fewer decimal digits); "
            "off by default so that float32 means float32, as on the GPUs of 2018")
+    # memory on the CPU (no effect on GPUs)
+    a("--keep_freed_memory", action=argparse.BooleanOptionalAction, default=True,
+      help="on the CPU under Linux, let the process keep memory it frees and reuse it in the next step instead of "
+           "page-faulting it back from the kernel (1.6x faster at batch 100 on 2 cores; see cpu_memory.py); "
+           "--no-keep_freed_memory leaves glibc's malloc at its defaults")
     return p
 
 
@@ -256,7 +262,7 @@ ARCHITECTURE_FLAGS = ("model", "image_width", "channels", "g_dim", "z_dim", "rnn
                       "posterior_rnn_layers", "prior_rnn_layers", "last_frame_skip", "skip_from_last_conditioning")
 # Flags an exactly resumed run may change; any other change would alter the replayed training.
 RESUME_MAY_CHANGE = ("niter", "device", "data_threads", "data_root", "deterministic", "tf32", "tensorboard",
-                     *SPEED_FLAGS)
+                     "keep_freed_memory", *SPEED_FLAGS)
 # where to read and write, and which device to run on, come from this command: a run trained on a
 # GPU continues on a CPU-only machine without --device cpu
 NOT_INHERITED = ("resume", "model_dir", "log_dir", "device")
@@ -366,6 +372,7 @@ class TrainConfig:
     tensorboard: bool
     deterministic: bool
     tf32: bool
+    keep_freed_memory: bool = True
     prior_rnn_layers: int = 0  # SVG-FP has no prior
 
     @classmethod
@@ -382,6 +389,8 @@ def train(args, ckpt, learned_prior):
     args = TrainConfig.from_args(args)
     configure_numerics(args.deterministic, args.tf32)
     rank, world, device = setup_distributed(args.device)
+    if device.type == "cpu" and args.keep_freed_memory:
+        cpu_memory.keep_freed_memory()  # before the data workers fork, so that they share the setting
     is_main = rank == 0
 
     run, start_epoch = resolve_run(args, ckpt, learned_prior)

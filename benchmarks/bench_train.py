@@ -13,6 +13,7 @@ import os
 import torch
 from common import ROOT, count_flops, describe_device, matmul_tflops, peak_memory_mb, time_interleaved  # noqa: F401
 
+import cpu_memory
 from models.svg import SVG, SVGConfig
 from reference_2018 import reference_loss
 
@@ -46,13 +47,18 @@ def main():
     p.add_argument("--settings", default="smmnist,bair")
     p.add_argument("--data_workers", type=int, default=2, help="DataLoader workers for the data-pipeline measurement")
     p.add_argument("--growth_steps", type=int, default=6, help="extra steps to check memory does not grow")
+    p.add_argument("--keep_freed_memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="as the training scripts do on the CPU (cpu_memory.py); applies to both sides")
     p.add_argument("--peak_tflops", type=float, default=None, help="a datasheet peak for one more fraction (H100 SXM: 989 bf16, 67 fp32)")
     args = p.parse_args()
     dev = torch.device(args.device)
+    if args.keep_freed_memory and dev.type == "cpu":
+        cpu_memory.keep_freed_memory()
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     print(f"# bench_train {datetime.date.today()} device={describe_device(dev)} batch={args.batch_size} "
-          f"amp={args.amp} tf32={args.tf32} compile={args.compile} channels_last={args.channels_last} torch={torch.__version__}")
+          f"amp={args.amp} tf32={args.tf32} compile={args.compile} channels_last={args.channels_last} "
+          f"keep_freed_memory={args.keep_freed_memory} torch={torch.__version__}")
     for name in args.settings.split(","):
         cfg, n_past, n_future = SETTINGS[name]
         torch.manual_seed(0)

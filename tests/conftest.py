@@ -59,3 +59,16 @@ def _release_memory_after_each_module():
     import gc
     gc.collect()
     _malloc_trim()
+
+
+CPU_MEMORY_CALLS = []
+
+
+@pytest.fixture(autouse=True)
+def _record_keep_freed_memory(monkeypatch):
+    """In-process training records the allocator switch instead of applying it to the test process
+    (tests/test_cpu_memory.py checks the real one in a subprocess)."""
+    import cpu_memory
+    CPU_MEMORY_CALLS.clear()
+    monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: CPU_MEMORY_CALLS.append(1) or True)
+    yield
