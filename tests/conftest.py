@@ -61,14 +61,9 @@ def _release_memory_after_each_module():
     _malloc_trim()
 
 
-CPU_MEMORY_CALLS = []
-
-
 @pytest.fixture(autouse=True)
-def _record_keep_freed_memory(monkeypatch):
-    """In-process training records the allocator switch instead of applying it to the test process
-    (tests/test_cpu_memory.py checks the real one in a subprocess)."""
+def _keep_the_test_process_allocator(monkeypatch):
+    """In-process training and generation leave this process's malloc settings alone
+    (tests/test_cpu_memory.py checks the real switch in a subprocess)."""
     import cpu_memory
-    CPU_MEMORY_CALLS.clear()
-    monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: CPU_MEMORY_CALLS.append(1) or True)
-    yield
+    monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: True)

