@@ -11,6 +11,8 @@ peak is what the step needed anyway; it is returned to the OS when the process e
 import ctypes
 import sys
 
+import torch
+
 # from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
@@ -33,3 +35,8 @@ def keep_freed_memory():
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     # mallopt returns 1 on success; -1 as the trim threshold disables trimming (man 3 mallopt)
     return mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, -1) == 1
+
+
+def keep_freed_memory_on(device, enabled=True):
+    """keep_freed_memory() when `enabled` and `device` is the CPU; GPU runs keep malloc's defaults."""
+    return enabled and torch.device(device).type == "cpu" and keep_freed_memory()

@@ -128,8 +128,7 @@ def load(args):
     if args.num_threads < 0:
         raise UsageError(f"--num_threads must be 0 or more, got {args.num_threads}")
     device = choose_device(args.device)
-    if device.type == "cpu" and args.keep_freed_memory:
-        cpu_memory.keep_freed_memory()
+    cpu_memory.keep_freed_memory_on(device, args.keep_freed_memory)
     model, ckpt = load_model(args.model_path, device)
     if describe_source(ckpt):
         print(describe_source(ckpt), flush=True)

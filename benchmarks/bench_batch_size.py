@@ -46,8 +46,7 @@ def main():
     p.add_argument("--keep_freed_memory", action=argparse.BooleanOptionalAction, default=True,
                    help="as the training scripts do on the CPU (cpu_memory.py)")
     args = p.parse_args()
-    if args.keep_freed_memory and args.device == "cpu":
-        cpu_memory.keep_freed_memory()
+    cpu_memory.keep_freed_memory_on(args.device, args.keep_freed_memory)
     dev = torch.device(args.device)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     threads = [int(n) for n in args.threads.split(",")] if args.threads else [torch.get_num_threads()]

@@ -52,8 +52,7 @@ def main():
     p.add_argument("--peak_tflops", type=float, default=None, help="a datasheet peak for one more fraction (H100 SXM: 989 bf16, 67 fp32)")
     args = p.parse_args()
     dev = torch.device(args.device)
-    if args.keep_freed_memory and dev.type == "cpu":
-        cpu_memory.keep_freed_memory()
+    cpu_memory.keep_freed_memory_on(dev, args.keep_freed_memory)
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     print(f"# bench_train {datetime.date.today()} device={describe_device(dev)} batch={args.batch_size} "
