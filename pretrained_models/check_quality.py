@@ -23,7 +23,7 @@ from models.svg import SVG, SVGConfig  # noqa: E402
 DEFAULT = os.path.join(ROOT, "pretrained_models", "svglp_smmnist2.pth")
 # tests/test_pretrained.py requires the shipped model's best-of-10 prior SSIM to stay above this value,
 # set a little under the measurement recorded in pretrained_models/README.md
-PRIOR_SSIM_THRESHOLD = 0.70
+PRIOR_SSIM_THRESHOLD = 0.73
 
 
 def test_sequences(n=16):
