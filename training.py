@@ -8,8 +8,11 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -33,7 +36,32 @@ LOG_EVERY = 10      # iterations between progress updates (and NaN checks)
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C or SIGINT: the message says which epoch model.pth holds and how to continue."""
+    """Ctrl-C, SIGINT or SIGTERM: the message says which epoch model.pth holds and how to continue."""
+
+    def __init__(self, message, exit_code=130):
+        super().__init__(message)
+        self.exit_code = exit_code  # the shell's code for a run ended by that signal: 130 SIGINT, 143 SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, a cluster's time limit), handled like Ctrl-C."""
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises Terminated, so a killed run ends as cleanly as Ctrl-C
+    (a job started with `nohup ... &` ignores SIGINT, so SIGTERM is how such runs are stopped)."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class TrainingDiverged(Exception):
@@ -396,9 +424,10 @@ def train(args, ckpt, learned_prior):
     if is_main:
         claim_run_folder(run, resumed=bool(args.resume))
     try:
-        return _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch)
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(interrupted_message(run)) from None
+        with sigterm_as_interrupt():
+            return _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch)
+    except KeyboardInterrupt as stop:
+        raise TrainingInterrupted(interrupted_message(run), 143 if isinstance(stop, Terminated) else 130) from None
     finally:
         run.unlock()
         if world > 1:
@@ -532,7 +561,8 @@ def set_up(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
         say(f"note: --data_threads {args.data_threads} capped at this machine's {workers} cores", flush=True)
     loader = DataLoader(train_data, batch_size=args.batch_size, sampler=sampler, drop_last=True,
                         num_workers=workers, pin_memory=device.type == "cuda",
-                        persistent_workers=workers > 0, generator=torch.Generator())
+                        persistent_workers=workers > 0, generator=torch.Generator(),
+                        worker_init_fn=ignore_sigterm)
     plot_x = torch.stack([test_data[k] for k in range(min(PLOT_ROWS, len(test_data)))]).to(device)
     if rank == 0:
         run.make()
@@ -650,6 +680,12 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
     return run
 
 
+def ignore_sigterm(worker_id):
+    """Data workers leave SIGTERM to the main process, which stops them after saving nothing half-done
+    (`pkill` and cluster schedulers signal every process of the job at once)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def interrupted_message(run):
     """Where an interrupted run stands: the epoch its atomically written checkpoint holds, and the resume command."""
     try:
@@ -672,7 +708,7 @@ def main(learned_prior, argv=None):
     except TrainingInterrupted as err:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"\n{err}", file=sys.stderr)
-        sys.exit(130)  # the shell's code for a run ended by SIGINT
+        sys.exit(err.exit_code)
     except TrainingDiverged as err:
         if int(os.environ.get("RANK", "0")) == 0:  # every rank stops; one message
             print(f"error: {err}", file=sys.stderr)

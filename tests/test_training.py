@@ -223,6 +223,24 @@ def test_ctrl_c_ends_with_the_resume_command_and_no_traceback(tmp_path, monkeypa
     assert "no checkpoint was saved" in err and "Delete that folder" in err and "Traceback" not in err
 
 
+def test_sigterm_ends_like_ctrl_c_with_exit_code_143(tmp_path, monkeypatch, capsys):
+    import signal
+    before = signal.getsignal(signal.SIGTERM)
+    real_run_epoch = training.run_epoch
+
+    def killed_in_epoch_1(s, epoch):
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from another shell
+        return real_run_epoch(s, epoch)
+    monkeypatch.setattr(training, "run_epoch", killed_in_epoch_1)
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path, "--niter", "3")
+    assert stop.value.code == 143
+    err = capsys.readouterr().err
+    assert "holds epoch 0 (the last finished one)" in err and "--resume " in err and "Traceback" not in err
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler lives only as long as the run
+
+
 def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
     from checkpoint import save_checkpoint
     path = str(tmp_path / "model.pth")
