@@ -195,21 +195,29 @@ def test_mixed_precision_and_channels_last_train(tmp_path):
     assert args["amp"] is False and args["channels_last"] is False
 
 
-def test_ctrl_c_ends_with_the_resume_command_and_no_traceback(tmp_path, monkeypatch, capsys):
+def stopped_in_epoch_1(tmp_path, monkeypatch, capsys, stop_now, exit_code):
+    """Runs 3 epochs with stop_now() called as epoch 1 starts; checks the exit and returns stderr."""
     real_run_epoch = training.run_epoch
 
-    def interrupted_in_epoch_1(s, epoch):
+    def stopped(s, epoch):
         if epoch == 1:
-            raise KeyboardInterrupt
+            stop_now()
         return real_run_epoch(s, epoch)
-    monkeypatch.setattr(training, "run_epoch", interrupted_in_epoch_1)
+    monkeypatch.setattr(training, "run_epoch", stopped)
     with pytest.raises(SystemExit) as stop:
         run_main(tmp_path, "--niter", "3")
-    assert stop.value.code == 130
+    monkeypatch.setattr(training, "run_epoch", real_run_epoch)
+    assert stop.value.code == exit_code
     err = capsys.readouterr().err
     assert "holds epoch 0 (the last finished one)" in err and "--resume " in err and "Traceback" not in err
+    return err
+
+
+def test_ctrl_c_ends_with_the_resume_command_and_no_traceback(tmp_path, monkeypatch, capsys):
+    def ctrl_c():
+        raise KeyboardInterrupt
+    err = stopped_in_epoch_1(tmp_path, monkeypatch, capsys, ctrl_c, 130)
     run_dir = err.split("--resume ")[1].split(" --niter")[0]
-    monkeypatch.setattr(training, "run_epoch", real_run_epoch)
     run = run_main(tmp_path, "--resume", run_dir, "--niter", "2")  # the command it names works
     assert [r["epoch"] for r in metrics(run)] == [0, 1]
 
@@ -226,18 +234,7 @@ def test_ctrl_c_ends_with_the_resume_command_and_no_traceback(tmp_path, monkeypa
 def test_sigterm_ends_like_ctrl_c_with_exit_code_143(tmp_path, monkeypatch, capsys):
     import signal
     before = signal.getsignal(signal.SIGTERM)
-    real_run_epoch = training.run_epoch
-
-    def killed_in_epoch_1(s, epoch):
-        if epoch == 1:
-            os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from another shell
-        return real_run_epoch(s, epoch)
-    monkeypatch.setattr(training, "run_epoch", killed_in_epoch_1)
-    with pytest.raises(SystemExit) as stop:
-        run_main(tmp_path, "--niter", "3")
-    assert stop.value.code == 143
-    err = capsys.readouterr().err
-    assert "holds epoch 0 (the last finished one)" in err and "--resume " in err and "Traceback" not in err
+    stopped_in_epoch_1(tmp_path, monkeypatch, capsys, lambda: os.kill(os.getpid(), signal.SIGTERM), 143)
     assert signal.getsignal(signal.SIGTERM) is before  # the handler lives only as long as the run
 
 
