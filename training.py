@@ -681,8 +681,9 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
 
 
 def ignore_sigterm(worker_id):
-    """Data workers leave SIGTERM to the main process, which stops them after saving nothing half-done
-    (`pkill` and cluster schedulers signal every process of the job at once)."""
+    """Data workers leave SIGTERM to the main process, which then shuts them down itself; otherwise
+    `pkill` or a cluster scheduler, which signal every process of the job, would kill a worker first
+    and the DataLoader would end the run with a traceback."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
