@@ -17,6 +17,7 @@ import torch
 import cpu_memory
 from checkpoint import CheckpointError, describe_source, load_model
 from data import DataError, load_dataset
+from data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
 from metrics import SSIM_VARIANTS, mean_confidence, psnr, ssim
 from plots import plot_metrics
 from utils import (DeviceError, OneLineArgumentParser, UsageError, choose_device, derived_seed, file_sha256, framed, labelled_grid, labelled_row,
@@ -53,6 +54,9 @@ def build_parser():
     a("--keep_freed_memory", action=argparse.BooleanOptionalAction, default=True,
       help="on the CPU under Linux, reuse freed memory instead of page-faulting it back from the kernel "
            "(same numbers, faster; see cpu_memory.py)")
+    a("--mnist_source", default=None, choices=DIGIT_SOURCES,
+      help="where SM-MNIST's test digits come from (default: the checkpoint's training setting); a source "
+           "other than the one the model was trained on is warned about")
     a("--protocol", default="ours", choices=("ours", "2018"),
       help="2018: the 2018 scripts' evaluation choices at once (scikit-image SSIM of 2018, batch norm in train "
            "mode, 2 -> 28 frames); flags given explicitly still win")
@@ -142,7 +146,8 @@ def load(args):
         raise UsageError(f"--n_past and --n_future must be at least 1, got {n_past} and {n_future}")
     _, test = load_dataset(dataset, args.data_root, 2, n_past + n_future, image_width=model.config.image_width,
                            num_digits=train_args.get("num_digits", 2),
-                           mnist_source=train_args.get("mnist_source", "auto"))
+                           mnist_source=args.mnist_source or train_args.get("mnist_source", "auto"))
+    warn_if_other_digits(ckpt, getattr(test, "digit_source", None))
     if args.N > len(test):
         raise UsageError(f"--N {args.N} is larger than the test set ({len(test)} sequences)")
     if test[0].shape[0] < n_past + n_future:
@@ -152,6 +157,18 @@ def load(args):
         model.encoder.train()
         model.decoder.train()
     return model, ckpt, device, test, n_past, n_future
+
+
+def warn_if_other_digits(ckpt, test_source):
+    """SM-MNIST: say which digits the test sequences use, and warn when the model was trained on others."""
+    if test_source is None:
+        return
+    print(f"MNIST test digits: {describe_digit_source(test_source)}", flush=True)
+    trained = ckpt.get("digit_source")
+    if trained and trained != test_source:
+        print(f"warning: the model was trained on MNIST digits from '{trained}' and is evaluated on digits from "
+              f"'{test_source}'; its numbers are not comparable with an evaluation on its own source",
+              file=sys.stderr, flush=True)
 
 
 def evaluate(args, model, device, test, n_past, n_future):
@@ -205,7 +222,7 @@ def summarise(metrics, n_past):
                                  for j, part in enumerate(("mean", "ci95"))}} for t in range(n_future)]
 
 
-def write_outputs(args, ckpt, metrics, summary_rows, fd_value, n_past, n_future):
+def write_outputs(args, ckpt, metrics, summary_rows, fd_value, n_past, n_future, test_digits=None):
     """metrics.csv, metrics_summary.csv, metrics_vs_time.png and summary.json; returns the summary."""
     N = next(iter(metrics.values())).shape[0]
     with open(os.path.join(args.log_dir, "metrics.csv"), "w", newline="") as f:
@@ -226,7 +243,8 @@ def write_outputs(args, ckpt, metrics, summary_rows, fd_value, n_past, n_future)
         "dataset": train_args.get("dataset", "smmnist"), "n_past": n_past, "n_future": n_future,
         "nsample": args.nsample, "N": args.N, "ssim_variant": args.ssim, "bn_train_mode": args.bn_train_mode,
         "protocol": args.protocol, "averages": {k: metrics[k].mean().item() for k in METRICS},
-        "frechet_distance_svg_encoder": fd_value,
+        "frechet_distance_svg_encoder": fd_value, "test_digit_source": test_digits,
+        "train_digit_source": ckpt.get("digit_source"),
     }
     write_json(os.path.join(args.log_dir, "summary.json"), summary)
     return summary
@@ -237,7 +255,8 @@ def generate(args):
     model, ckpt, device, test, n_past, n_future = load(args)
     os.makedirs(args.log_dir, exist_ok=True)
     metrics, fd_value, n_frames = evaluate(args, model, device, test, n_past, n_future)
-    summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), fd_value, n_past, n_future)
+    summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), fd_value, n_past, n_future,
+                            getattr(test, "digit_source", None))
     print(json.dumps(summary["averages"], indent=1))
     print(f"Fréchet distance (this model's encoder, one random sample per sequence vs the real frames, "
           f"{n_frames} frames each): {fd_value:.4f}")

