@@ -24,8 +24,14 @@ class CheckpointError(Exception):
 
 
 def save_checkpoint(path, payload):
+    """Write payload atomically; a full disk raises OSError(ENOSPC) (through a file object torch.save
+    reports the system's error instead of its own 'unexpected pos')."""
     payload = dict(payload, format_version=FORMAT_VERSION, program=PROGRAM)
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+    atomic_write(path, write)
 
 
 def load_checkpoint(path, map_location="cpu"):

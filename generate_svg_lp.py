@@ -131,6 +131,8 @@ def load(args):
         raise UsageError("--batch_size, --nsample, --N and --rollout_batch must be at least 1")
     if args.num_threads < 0:
         raise UsageError(f"--num_threads must be 0 or more, got {args.num_threads}")
+    if not 0 <= args.seed < 2 ** 63:
+        raise UsageError(f"--seed must be 0 or more (and below 2**63), got {args.seed}")
     device = choose_device(args.device)
     cpu_memory.keep_freed_memory_on(device, args.keep_freed_memory)
     model, ckpt = load_model(args.model_path, device)

@@ -8,11 +8,8 @@ import argparse
 import json
 import math
 import os
-import signal
 import sys
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -26,42 +23,13 @@ from data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
 from models import BACKBONES
 from models.svg import SVG, SVGConfig
 from plots import plot_losses
-from run_folder import Run, RunFolderBusy
+from run_folder import Run, RunWriteError, TrainingInterrupted, ignore_sigterm, sigterm_as_interrupt
 from utils import DeviceError, OneLineArgumentParser, UsageError, choose_device, derived_seed, image_grid, save_gif, save_png, write_json
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 PLOT_ROWS = 10      # sequences shown in the per-epoch plots (2018: min(batch_size, 10))
 PLOT_SAMPLES = 20   # samples per sequence in sample_<epoch>.png (2018: 20)
 LOG_EVERY = 10      # iterations between progress updates (and NaN checks)
-
-
-class TrainingInterrupted(Exception):
-    """Ctrl-C, SIGINT or SIGTERM: the message says which epoch model.pth holds and how to continue."""
-
-    def __init__(self, message, exit_code=130):
-        super().__init__(message)
-        self.exit_code = exit_code  # the shell's code for a run ended by that signal: 130 SIGINT, 143 SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, a cluster's time limit), handled like Ctrl-C."""
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    """Within the block, SIGTERM raises Terminated, so a killed run ends as cleanly as Ctrl-C
-    (a job started with `nohup ... &` ignores SIGINT, so SIGTERM is how such runs are stopped)."""
-    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread
-        yield
-        return
-
-    def terminate(signum, frame):
-        raise Terminated
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class TrainingDiverged(Exception):
@@ -178,6 +146,7 @@ def validate_args(args):
          f"--channels {args.channels} does not match {args.dataset}, which has "
          f"{DATASET_CHANNELS.get(args.dataset)} channel(s)"),
         (args.data_threads >= 0, f"--data_threads must be 0 or more, got {args.data_threads}"),
+        (0 <= args.seed < 2 ** 63, f"--seed must be 0 or more (and below 2**63), got {args.seed}"),
         (args.dataset != "smmnist" or 1 <= args.num_digits <= 3, f"--num_digits must be 1, 2 or 3, got {args.num_digits}"),
     ]
     for ok, message in checks:
@@ -335,6 +304,8 @@ def parse_args(learned_prior, argv=None):
                              f"({saved[changed[0]]} -> {getattr(args, changed[0])}); use --model_dir to continue "
                              f"with new settings")
     validate_args(_speed_flags_off_unless_set(args))
+    if args.resume and ckpt.get("digit_source") in DIGIT_SOURCES:
+        args.mnist_source = ckpt["digit_source"]  # the replay needs the run's digits, whatever --data_root holds
     return args, ckpt
 
 
@@ -350,7 +321,7 @@ def resolve_run(args, ckpt, learned_prior):
     if args.niter <= ckpt["epoch"] + 1:
         raise UsageError(f"the run already has {ckpt['epoch'] + 1} epochs; pass --niter larger than that")
     if args.resume:
-        return Run(args.resume), ckpt["epoch"] + 1
+        return Run(args.resume, saved_epoch=ckpt["epoch"]), ckpt["epoch"] + 1
     if os.path.isfile(args.model_dir):  # e.g. a shipped model or a 2018 file: continue under --log_dir
         return Run(os.path.join(run_name(args, learned_prior), "continued")), ckpt["epoch"] + 1
     return Run(os.path.join(args.model_dir, "continued")), ckpt["epoch"] + 1
@@ -422,15 +393,15 @@ def train(args, ckpt, learned_prior):
     is_main = rank == 0
 
     run, start_epoch = resolve_run(args, ckpt, learned_prior)
-    if is_main:
-        claim_run_folder(run, resumed=bool(args.resume))
     try:
         with sigterm_as_interrupt():
+            if is_main:
+                run.claim(resumed=bool(args.resume))
             return _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch)
     except KeyboardInterrupt as stop:
-        raise TrainingInterrupted(interrupted_message(run), 143 if isinstance(stop, Terminated) else 130) from None
+        raise run.interrupted(stop) from None
     finally:
-        run.unlock()
+        run.close()
         if world > 1:
             dist.destroy_process_group()
 
@@ -454,27 +425,6 @@ class CurrentStderr:
 
     def __getattr__(self, name):
         return getattr(sys.stderr, name)
-
-
-def claim_run_folder(run, resumed):
-    """Lock the run folder; a new or continued run never reuses a folder that holds a run."""
-    def refuse_if_taken():
-        if not resumed and run.holds_a_run():
-            raise UsageError(f"'{run.dir}' already holds a run; continue it with --resume {run.dir}, start a new "
-                             f"one elsewhere (--name SUFFIX or --log_dir DIR), or delete the folder to start over")
-    refuse_if_taken()
-    try:
-        run.lock()
-    except RunFolderBusy as err:
-        raise UsageError(str(err)) from None
-    except OSError as err:
-        raise UsageError(f"cannot write the run folder '{run.dir}' ({err.strerror}); choose a writable "
-                         f"--log_dir") from None
-    try:
-        refuse_if_taken()  # again under the lock: another process may have started there meanwhile
-    except UsageError:
-        run.unlock()
-        raise
 
 
 @dataclass
@@ -566,8 +516,7 @@ def set_up(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
                         worker_init_fn=ignore_sigterm)
     plot_x = torch.stack([test_data[k] for k in range(min(PLOT_ROWS, len(test_data)))]).to(device)
     if rank == 0:
-        run.make()
-        run.drop_metrics_after(start_epoch - 1)
+        run.start(start_epoch)
         write_json(os.path.join(run.dir, "args.json"),
                    {**format_args(args), "digit_source": digit_source, "world_size": world,
                     "command": " ".join(sys.argv)})
@@ -670,6 +619,7 @@ def end_of_epoch(s, epoch, sums, seconds, learned_prior):
         "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "optimizer_name": args.optimizer,
         "epoch": epoch, "step": s.step, "args": format_args(args), "digit_source": s.digit_source,
         "mse": epoch_mse, "kld": epoch_kld})  # dataset, n_past, n_future: in args, stored once
+    s.run.saved_epoch = epoch
 
 
 def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
@@ -677,26 +627,11 @@ def _train(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
     for epoch in range(start_epoch, args.niter):
         sums, seconds = run_epoch(s, epoch)
         if s.is_main:
-            end_of_epoch(s, epoch, sums, seconds, learned_prior)
+            try:
+                end_of_epoch(s, epoch, sums, seconds, learned_prior)
+            except OSError as err:  # disk full, the folder deleted: one line, the last checkpoint kept
+                raise run.write_failure(err) from None
     return run
-
-
-def ignore_sigterm(worker_id):
-    """Data workers leave SIGTERM to the main process, which then shuts them down itself; otherwise
-    `pkill` or a cluster scheduler, which signal every process of the job, would kill a worker first
-    and the DataLoader would end the run with a traceback."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def interrupted_message(run):
-    """Where an interrupted run stands: the epoch its atomically written checkpoint holds, and the resume command."""
-    try:
-        saved = load_checkpoint(run.checkpoint)
-    except (CheckpointError, OSError):
-        return (f"interrupted before the first epoch ended; no checkpoint was saved in {run.dir}. "
-                f"Delete that folder to start the same run again")
-    return (f"interrupted; {run.checkpoint} holds epoch {saved['epoch']} (the last finished one). "
-            f"Continue with: --resume {run.dir} --niter N")
 
 
 def main(learned_prior, argv=None):
@@ -709,9 +644,13 @@ def main(learned_prior, argv=None):
         sys.exit(2)
     except TrainingInterrupted as err:
         if int(os.environ.get("RANK", "0")) == 0:
-            print(f"\n{err}", file=sys.stderr)
+            print(f"\n{err}", file=sys.stderr, flush=True)
+        err.restore_signals()
         sys.exit(err.exit_code)
-    except TrainingDiverged as err:
+    except KeyboardInterrupt:  # Ctrl-C while reading the flags or the checkpoint: nothing was written yet
+        print("\ninterrupted while starting; nothing was written", file=sys.stderr)
+        sys.exit(130)
+    except (TrainingDiverged, RunWriteError) as err:
         if int(os.environ.get("RANK", "0")) == 0:  # every rank stops; one message
             print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -3,6 +3,7 @@ import os
 
 DATASETS = ("smmnist", "bair", "kth")
 DATASET_CHANNELS = {"smmnist": 1, "bair": 3, "kth": 1}
+BAIR_FRAMES = 30  # frames recorded per BAIR trajectory
 
 
 class DataError(Exception):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data import DataError
+from data import BAIR_FRAMES as FRAMES, DataError
 
 TRAIN_LENGTH = 2 ** 62
 
@@ -21,6 +21,9 @@ class RobotPush(Dataset):
     def __init__(self, data_root, train=True, seq_len=20, image_size=64, seed=1):
         if image_size != 64:
             raise DataError(f"BAIR frames are 64x64; --image_width {image_size} is not available")
+        if not 1 <= seq_len <= FRAMES:
+            raise DataError(f"BAIR clips have {FRAMES} recorded frames; {seq_len} frames per sequence were asked for "
+                            f"(n_past + n_future, or --n_eval): use at most {FRAMES}")
         self.data_dir = os.path.join(data_root, "processed_data", "train" if train else "test")
         if not os.path.isdir(self.data_dir):
             raise DataError(f"'{self.data_dir}' does not exist; convert the data first: "

@@ -6,22 +6,34 @@ Reads DIR/softmotion30_44k/{train,test}/*.tfrecords (feature '{t}/image_aux1/enc
 raw RGB bytes, t = 0..29) and writes DIR/processed_data/{train,test}/<record name>/<k>/<t>.png with
 the pixels exactly as stored. Each sequence is written to a temporary folder and renamed when
 complete, so an interrupted run leaves nothing a later run or the loader takes as complete;
-re-running skips finished sequences. A corrupt record file is reported by name and skipped.
+re-running skips finished sequences. A corrupt record file is reported by name and skipped; so is
+a file named ``traj_<first>_to_<last>.tfrecords`` (BAIR's names) that holds fewer records than its name
+states (a download cut on a record boundary), whose converted sequences are removed so that the
+loader never takes it as complete and the next run converts it again.
 Needs TensorFlow (only here): pip install -e ".[bair]".
 """
 import argparse
 import os
+import re
 import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data import run_conversion  # noqa: E402
+from data import BAIR_FRAMES as FRAMES, run_conversion  # noqa: E402
 
 import imageio.v3 as iio
 import numpy as np
 
-FRAMES = 30
 SIZE = 64
+TRAJ_NAME = re.compile(r"traj_(\d+)_to_(\d+)")  # BAIR's files: traj_<first>_to_<last>.tfrecords, 256 each
+
+
+def expected_records(record):
+    """The number of trajectories a BAIR file name states, or None for other names."""
+    m = TRAJ_NAME.fullmatch(record)
+    if not m or int(m.group(2)) < int(m.group(1)):
+        return None
+    return int(m.group(2)) - int(m.group(1)) + 1
 
 
 def import_tensorflow():
@@ -64,11 +76,14 @@ def convert(data_dir):
         raise FileNotFoundError(f"'{src_root}' does not exist; download the data first: "
                                 f"bash data/download_bair.sh {data_dir}")
     failures = []
-    for split in ("train", "test"):
+    listed = {split: sorted(f for f in os.listdir(os.path.join(src_root, split)) if f.endswith(".tfrecords")
+                            and os.path.isfile(os.path.join(src_root, split, f)))
+              for split in ("train", "test") if os.path.isdir(os.path.join(src_root, split))}
+    if not any(listed.values()):
+        raise FileNotFoundError(f"'{src_root}' holds no train/ or test/ .tfrecords files; download the data "
+                                f"first: bash data/download_bair.sh {data_dir}")
+    for split, files in listed.items():
         split_dir = os.path.join(src_root, split)
-        if not os.path.isdir(split_dir):
-            continue
-        files = sorted(f for f in os.listdir(split_dir) if f.endswith(".tfrecords"))
         bar = progressbar.ProgressBar(max_value=len(files), prefix=f"{split} ")
         for n, fname in enumerate(bar(files)):
             record = os.path.splitext(fname)[0]
@@ -77,7 +92,9 @@ def convert(data_dir):
                 failures.append((os.path.join(split_dir, fname), "empty file (0 bytes); download it again"))
                 continue
             try:
+                count = 0
                 for k, raw in enumerate(tf.data.TFRecordDataset(os.path.join(split_dir, fname))):
+                    count = k + 1
                     out = os.path.join(out_root, str(k))
                     if os.path.isdir(out):
                         continue  # converted by an earlier run
@@ -85,6 +102,12 @@ def convert(data_dir):
                     write_sequence(out, frames_of(raw.numpy(), tf))
             except Exception as err:  # noqa: BLE001 - report the file and go on with the others
                 failures.append((os.path.join(split_dir, fname), f"{type(err).__name__}: {str(err).splitlines()[0]}"))
+                continue
+            expected = expected_records(record)
+            if expected is not None and count < expected:
+                shutil.rmtree(out_root, ignore_errors=True)  # incomplete: nothing of it counts as converted
+                failures.append((os.path.join(split_dir, fname), f"holds {count} records but its name states "
+                                 f"{expected}; the file is incomplete (a cut download): download it again"))
     return failures
 
 

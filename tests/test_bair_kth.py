@@ -91,6 +91,34 @@ def test_bair_corrupt_record_and_missing_folder(tmp_path):
     assert res.returncode == 2 and "download_bair.sh" in res.stderr
 
 
+def test_bair_file_cut_on_a_record_boundary_fails_by_name_and_is_retried(tmp_path):
+    bair_records(tmp_path, "train:traj_0_to_1:2")
+    path = tmp_path / "softmotion30_44k" / "train" / "traj_0_to_1.tfrecords"
+    whole = path.read_bytes()
+    path.write_bytes(whole[:len(whole) // 2])   # two equal records: the cut falls on the boundary
+    out = tmp_path / "processed_data" / "train" / "traj_0_to_1"
+    for _ in range(2):  # no finished mark is left: a second run reports it again
+        res = convert_bair(tmp_path)
+        assert res.returncode == 1 and "traj_0_to_1.tfrecords: holds 1 records but its name states 2" in res.stderr
+        assert not out.exists()
+    path.write_bytes(whole)  # downloaded again: converted in full
+    assert convert_bair(tmp_path).returncode == 0 and (out / "1" / "29.png").exists()
+
+
+def test_bair_without_record_files_is_an_error_and_clips_fit_the_30_frames(tmp_path, bair_dir):
+    (tmp_path / "softmotion30_44k" / "train").mkdir(parents=True)
+    res = convert_bair(tmp_path)
+    assert res.returncode == 2 and "holds no train/ or test/ .tfrecords" in res.stderr
+    root, _ = bair_dir
+    for flags in (["--n_eval", "40"], ["--n_past", "20", "--n_future", "20"]):
+        res = subprocess.run([sys.executable, "train_svg_lp.py", "--dataset", "bair", "--channels", "3",
+                              "--data_root", str(root), "--log_dir", str(tmp_path / "logs"), *flags], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "BAIR clips have 30 recorded frames" in res.stderr
+    assert not (tmp_path / "logs").exists()  # a failed start leaves nothing behind
+
+
 def test_bair_training_step_with_paper_settings(bair_dir, tmp_path):
     root, _ = bair_dir
     run = training.main(True, ["--dataset", "bair", "--model", "vgg", "--g_dim", "128", "--z_dim", "64",

