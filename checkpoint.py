@@ -63,6 +63,21 @@ def load_checkpoint(path, map_location="cpu"):
     return ckpt
 
 
+def check_training_fields(ckpt, path):
+    """Refuse a checkpoint whose counters or settings have the wrong type (it cannot be continued)."""
+    def whole(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+    if "args" not in ckpt or "epoch" not in ckpt:
+        raise CheckpointError(f"'{path}' has no training arguments or epoch count; it cannot be continued")
+    problems = [(not isinstance(ckpt["args"], dict), f"args is a {type(ckpt['args']).__name__}, not a dict"),
+                (not whole(ckpt["epoch"]) or ckpt["epoch"] < -1, f"epoch is {ckpt['epoch']!r}, not a whole number"),
+                (not whole(ckpt.get("step")) or ckpt.get("step") < 0,
+                 f"step is {ckpt.get('step', 'missing')!r}, not a whole number of updates")]
+    for bad, what in problems:
+        if bad:
+            raise CheckpointError(f"'{path}' is damaged: its {what}; it cannot be continued, use another checkpoint")
+
+
 def _load_2018(path):
     try:
         ckpt = read_2018_checkpoint(path)
@@ -91,7 +106,7 @@ def convert_2018(src, dst):
     if not ckpt.get("converted_from"):
         raise CheckpointError(f"'{src}' is already an svg checkpoint; nothing to convert")
     build_model(ckpt)  # weights that do not fit opt's configuration stop here, before anything is written
-    save_checkpoint(dst, ckpt)
+    save_checkpoint(_output_file(dst), ckpt)
     return ckpt
 
 
@@ -102,9 +117,17 @@ def export_inference(src, dst):
     (a fresh optimizer), not with --resume.
     """
     ckpt = load_checkpoint(src)
+    build_model(ckpt)  # NaN weights or a config that does not fit them stop here, before anything is written
     ckpt.pop("optimizer", None)
     ckpt["exported_from"] = os.path.basename(os.path.dirname(os.path.abspath(src)))
-    save_checkpoint(dst, ckpt)
+    save_checkpoint(_output_file(dst), ckpt)
+
+
+def _output_file(dst):
+    """dst as a checkpoint file name to write; a directory is refused (nothing is written into it)."""
+    if os.path.isdir(dst):
+        raise CheckpointError(f"'{dst}' is a directory; give the output's file name, e.g. {os.path.join(dst, 'model.pth')}")
+    return dst
 
 
 def build_model(ckpt, device="cpu"):

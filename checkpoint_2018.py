@@ -312,6 +312,20 @@ def _count_layers(state, part):
     return len({k.split(".")[2] for k in state if k.startswith(f"{part}.lstm.") and k.endswith("weight_ih")})
 
 
+def _whole_number(opt, name, default=None):
+    """opt[name] as an int; a value that is not a whole number is a Checkpoint2018Error naming it."""
+    value = opt.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise Checkpoint2018Error(f"opt.{name} is {value!r}, not a whole number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise Checkpoint2018Error(f"opt.{name} is {value!r}, not a whole number") from None
+    if not number.is_integer():
+        raise Checkpoint2018Error(f"opt.{name} is {value!r}, not a whole number")
+    return int(number)
+
+
 def read_2018_checkpoint(path):
     """Read a 2018 model file; returns a checkpoint dict of this project (config, model, args, ...).
 
@@ -353,17 +367,18 @@ def read_2018_checkpoint(path):
     if _backbone_of(obj["decoder"]) != (model, width):
         raise Checkpoint2018Error(f"the encoder is {model}_{width} but the decoder is "
                                   f"{obj['decoder'].qualified_name}")
-    if opt.get("model", model) != model or int(opt.get("image_width", width)) != width:
+    if opt.get("model", model) != model or _whole_number(opt, "image_width", width) != width:
         raise Checkpoint2018Error(f"opt says {opt.get('model')} at {opt.get('image_width')}x"
                                   f"{opt.get('image_width')}, but the modules are {model}_{width}")
 
     def layers(name, part):  # older 2018 commits had one --rnn_layers for every LSTM
-        value = opt.get(name, opt.get("rnn_layers"))
-        return int(value) if value is not None else _count_layers(state, part)
+        key = name if name in opt else "rnn_layers"
+        return _whole_number(opt, key) if opt.get(key) is not None else _count_layers(state, part)
 
     config = {
-        "model": model, "image_width": width, "channels": int(opt.get("channels", 1)),
-        "g_dim": int(opt["g_dim"]), "z_dim": int(opt["z_dim"]), "rnn_size": int(opt["rnn_size"]),
+        "model": model, "image_width": width, "channels": _whole_number(opt, "channels", 1),
+        "g_dim": _whole_number(opt, "g_dim"), "z_dim": _whole_number(opt, "z_dim"),
+        "rnn_size": _whole_number(opt, "rnn_size"),
         "predictor_rnn_layers": layers("predictor_rnn_layers", "frame_predictor"),
         "posterior_rnn_layers": layers("posterior_rnn_layers", "posterior"),
         "prior_rnn_layers": layers("prior_rnn_layers", "prior") if learned_prior else 0,

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 import cpu_memory
-from checkpoint import CheckpointError, build_model, describe_source, load_checkpoint, save_checkpoint
+from checkpoint import CheckpointError, build_model, check_training_fields, describe_source, load_checkpoint, save_checkpoint
 from data import DATASET_CHANNELS, DATASETS, DataError, load_dataset
 from data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
 from models import BACKBONES
@@ -287,10 +287,10 @@ def parse_args(learned_prior, argv=None):
     if args.resume and ("optimizer" not in ckpt or os.path.isfile(source)):
         raise UsageError(f"--resume needs a run folder whose model.pth holds the full training state; "
                          f"continue '{source}' with a fresh optimizer through --model_dir instead")
-    if "args" not in ckpt or "epoch" not in ckpt:
-        raise UsageError(f"'{path}' has no training arguments or epoch count; it cannot be continued")
+    check_training_fields(ckpt, path)
     dests = {a.dest for a in parser._actions}
     saved = {k: v for k, v in ckpt["args"].items() if k in dests and k not in NOT_INHERITED}
+    check_saved_settings(parser, saved, path)
     parser.set_defaults(**saved)
     args = parser.parse_args(argv)
     for k in ARCHITECTURE_FLAGS:
@@ -307,6 +307,26 @@ def parse_args(learned_prior, argv=None):
     if args.resume and ckpt.get("digit_source") in DIGIT_SOURCES:
         args.mnist_source = ckpt["digit_source"]  # the replay needs the run's digits, whatever --data_root holds
     return args, ckpt
+
+
+def check_saved_settings(parser, saved, path):
+    """A checkpoint's stored settings must be valid values of their flags (else argparse would blame the user)."""
+    for action in parser._actions:
+        if action.dest not in saved:
+            continue
+        value, ok = saved[action.dest], True
+        if action.type in (int, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
+                action.type is float or float(value).is_integer())
+        elif isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)):
+            ok = isinstance(value, bool) or value is None
+        elif action.type is None and action.nargs is None:
+            ok = isinstance(value, str)
+        if ok and action.choices is not None:
+            ok = value in action.choices
+        if not ok:
+            raise CheckpointError(f"'{path}' stores {action.dest}={value!r}, not a valid value of "
+                                  f"--{action.dest}: its settings are damaged; use another checkpoint")
 
 
 def resolve_run(args, ckpt, learned_prior):

@@ -395,6 +395,11 @@ def main(out_dir):
     obj, _ = build_case("dcgan64_lp", classes)
     obj["opt"].g_dim = 32
     save_legacy(obj, os.path.join(out_dir, "wrong_opt_legacy.pth"))
+    # opt values of the wrong type
+    for field, value in (("g_dim", "abc"), ("g_dim", None), ("channels", "one"), ("image_width", "wide")):
+        obj, _ = build_case("dcgan64_lp", classes)
+        setattr(obj["opt"], field, value)
+        save_legacy(obj, os.path.join(out_dir, f"bad_{field}_{value}_legacy.pth"))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ def test_resume_refuses_broken_training_state(trained_run, tmp_path):
         ("no_epoch", lambda c: c.pop("epoch"), "no training arguments or epoch count"),
         ("no_args", lambda c: c.pop("args"), "no training arguments or epoch count"),
         ("bad_version", lambda c: c.update(format_version="1"), "format_version of type str"),
+        ("str_epoch", lambda c: c.update(epoch="0"), "its epoch is '0', not a whole number"),
+        ("nan_epoch", lambda c: c.update(epoch=float("nan")), "its epoch is nan"),
+        ("list_args", lambda c: c.update(args=[1, 2]), "its args is a list, not a dict"),
+        ("no_step", lambda c: c.pop("step"), "its step is 'missing'"),
+        ("bad_lr", lambda c: c["args"].update(lr="abc"), "stores lr='abc', not a valid value of --lr"),
         ("bad_adam", lambda c: c["optimizer"]["state"][0].update(exp_avg=torch.zeros(3)),
          "optimizer state in"),
     ]:
@@ -52,6 +57,19 @@ def test_resume_refuses_broken_training_state(trained_run, tmp_path):
                     "--g_dim 32 differs from the checkpoint's 16")
     assert_one_line(cli("train_svg_lp.py", "--resume", trained_run.dir, "--niter", "2", "--lr", "0.01"),
                     "--lr cannot change")
+
+
+def test_model_dir_refuses_damaged_fields_and_export_refuses_what_cannot_be_built(trained_run, tmp_path):
+    bad = edited_checkpoint(trained_run.checkpoint, tmp_path / "bad.pth", lambda c: c["args"].update(batch_size=2.5))
+    assert_one_line(cli("train_svg_lp.py", "--model_dir", bad, "--niter", "3", "--log_dir", str(tmp_path / "l")),
+                    "stores batch_size=2.5")
+    nan = edited_checkpoint(trained_run.checkpoint, tmp_path / "nan.pth",
+                            lambda c: c["model"]["encoder.c1.main.0.weight"].fill_(float("nan")))
+    assert_one_line(cli("checkpoint.py", "export", nan, str(tmp_path / "out.pth")), "NaN or infinite")
+    odd = edited_checkpoint(trained_run.checkpoint, tmp_path / "odd.pth", lambda c: c["config"].update(g_dim=99))
+    assert_one_line(cli("checkpoint.py", "export", odd, str(tmp_path / "out.pth")), "do not form an SVG model")
+    assert_one_line(cli("checkpoint.py", "export", trained_run.checkpoint, str(tmp_path)), "is a directory")
+    assert not (tmp_path / "out.pth").exists()
 
 
 def test_explicit_flag_at_its_default_value_wins_on_resume(trained_run, tmp_path):

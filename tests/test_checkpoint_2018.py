@@ -128,6 +128,17 @@ def test_missing_part_and_wrong_opt(files_2018):
         build_model(ckpt)
 
 
+@pytest.mark.parametrize("field,value", [("g_dim", "abc"), ("g_dim", None), ("channels", "one"),
+                                         ("image_width", "wide")])
+def test_opt_values_of_the_wrong_type_are_one_line(files_2018, tmp_path, field, value):
+    path = str(files_2018 / f"bad_{field}_{value}_legacy.pth")
+    with pytest.raises(CheckpointError, match=f"opt.{field} is {value!r}, not a whole number"):
+        load_checkpoint(path)
+    res = subprocess.run([sys.executable, "checkpoint.py", "convert", path, str(tmp_path / "c.pth")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "not a whole number" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_convert_cli_writes_a_weights_only_checkpoint(files_2018, tmp_path):
     src = files_2018 / "vgg64_fp_zip.pth"
     dst = tmp_path / "converted.pth"
