@@ -1,7 +1,8 @@
 """Fréchet distance (and KID) between two sets of frames, with features from a trained SVG encoder.
 
-Layers, as in pytorch-fid: images -> features (the SVG encoder) -> statistics (mean and covariance
-in float64, streamed) -> distance. Importing this module has no side effects.
+Layers, as in pytorch-fid: images -> features (the SVG encoder, here) -> statistics (mean and
+covariance in float64, streamed) -> distance (``feature_distances.py``). The encoder comes from a
+checkpoint through the cache of ``pretrained.py``. Importing this module has no side effects.
 
     from frechet_distance import frechet_distance
     d = frechet_distance(images1, images2)          # the shipped SM-MNIST SVG-LP encoder
@@ -18,164 +19,20 @@ encoder's latent vector (the default feature) describes pose and motion more tha
 import argparse
 import os
 import sys
-import threading
 import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from utils import DeviceError, OneLineArgumentParser, choose_device
+from feature_distances import (InputError, RunningStatistics, frechet_distance_from_features,  # noqa: F401
+                               frechet_distance_from_statistics, kernel_distance_from_features, load_statistics,
+                               save_statistics)
+from pretrained import (_MODEL_CACHE, DEFAULT_MODEL_PATH, PRETRAINED, clear_model_cache, load_encoder,  # noqa: F401
+                        resolve_model_path)
+from utils import DeviceError, OneLineArgumentParser
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
-PRETRAINED_DIR = os.path.join(ROOT, "pretrained_models")
-# dataset name -> file in pretrained_models/. "smmnist" is ours (shipped); "bair" is the authors'
-# 2018 file, which a user downloads from edenton/svg and puts there (read by checkpoint_2018).
-PRETRAINED = {"smmnist": "svglp_smmnist2.pth", "bair": "svglp_bair.pth"}
-NOT_SHIPPED = {"bair": "the authors' 2018 SVG-LP BAIR model is published in the edenton/svg repository as "
-                       "pretrained_models/svglp_bair.pth; download it and put it at that path"}
-DEFAULT_MODEL_PATH = os.path.join(PRETRAINED_DIR, PRETRAINED["smmnist"])
 FEATURES = ("latent", "latent+skips")
-_MODEL_CACHE = {}
-_MODEL_CACHE_LOCK = threading.Lock()  # threads on a cold cache load each model once
-
-
-class InputError(ValueError):
-    """Images that cannot be compared as given; the message names the problem and the fix."""
-
-
-# ----------------------------------------------------------------------------- distance
-PSD_TOLERANCE = 1e-8  # relative: asymmetry and negative eigenvalues allowed in a covariance, for rounding
-
-
-def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2):
-    """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), in float64.
-
-    With any factors B B^T = S (Cholesky, or the eigen-decomposition when S is singular),
-    tr((S1 S2)^1/2) is the nuclear norm (sum of singular values) of B1^T B2. No
-    ``scipy.linalg.sqrtm``, so the result is always real, and no product S1^1/2 S2 S1^1/2 whose
-    small eigenvalues would lose half their digits. Rounding can make the result slightly negative
-    for (near-)identical statistics; that value is returned as is, not clipped. Each sigma must be
-    symmetric positive semi-definite to a relative tolerance of PSD_TOLERANCE.
-    """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
-    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
-        raise InputError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
-    for name, a in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
-        if not np.all(np.isfinite(a)):
-            raise InputError(f"{name} contains NaN or infinite values")
-    b1, b2 = _covariance_factor(s1, "sigma1"), _covariance_factor(s2, "sigma2")
-    trace_sqrt = np.linalg.svd(b1.T @ b2, compute_uv=False).sum()
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
-
-
-def _covariance_factor(s, name):
-    """B with B B^T = s; raises InputError if s is not symmetric positive semi-definite.
-
-    Cholesky when s is positive definite (fast, and unaffected by the scale of each dimension);
-    otherwise V diag(sqrt(w)) from the symmetric eigen-decomposition.
-    """
-    scale = np.abs(s).max()
-    if np.abs(s - s.T).max() > PSD_TOLERANCE * max(scale, 1e-300):
-        raise InputError(f"{name} is not symmetric; pass a covariance matrix")
-    s = (s + s.T) / 2
-    try:
-        return np.linalg.cholesky(s)
-    except np.linalg.LinAlgError:  # singular (fewer samples than dimensions) or not PSD: decide below
-        pass
-    w, v = np.linalg.eigh(s)
-    if w.size and w.min() < -PSD_TOLERANCE * max(np.abs(w).max(), 1e-300):
-        raise InputError(f"{name} is not positive semi-definite (eigenvalue {w.min():.3g}); pass a covariance matrix")
-    return v * np.sqrt(np.clip(w, 0, None))
-
-
-def frechet_distance_from_features(f1, f2):
-    """Fréchet distance between two feature sets (N1, d) and (N2, d), in float64.
-
-    With no more samples than dimensions (the covariance is then singular: rank N - 1) it uses the
-    nuclear-norm form, tr((S1 S2)^1/2) =
-    ||X1c X2c^T||_* / sqrt((N1-1)(N2-1)), which is exact and works on N x N matrices.
-    """
-    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
-    for name, f in (("first", f1), ("second", f2)):
-        if f.ndim != 2 or f.shape[0] < 2:
-            raise InputError(f"the {name} feature set must be (N >= 2, d), got shape {f.shape}")
-    if f1.shape[1] != f2.shape[1]:
-        raise InputError(f"feature dimensions differ: {f1.shape[1]} vs {f2.shape[1]}")
-    mu1, mu2 = f1.mean(0), f2.mean(0)
-    x1, x2 = f1 - mu1, f2 - mu2
-    n1, n2 = len(f1), len(f2)
-    if min(n1, n2) <= f1.shape[1]:  # the same rule as the small-sample warning
-        tr1 = (x1 ** 2).sum() / (n1 - 1)
-        tr2 = (x2 ** 2).sum() / (n2 - 1)
-        nuclear = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
-        return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * nuclear)
-    return frechet_distance_from_statistics(mu1, np.cov(x1, rowvar=False), mu2, np.cov(x2, rowvar=False))
-
-
-def kernel_distance_from_features(f1, f2, num_subsets=100, subset_size=1000, seed=0):
-    """Unbiased KID (MMD^2 with the kernel (x.y/d + 1)^3) over seeded random subsets: (mean, std error)."""
-    f1, f2 = np.asarray(f1, np.float64), np.asarray(f2, np.float64)
-    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
-        raise InputError(f"KID needs two feature sets (N, d) of the same d, got shapes {f1.shape} and {f2.shape}")
-    if not (isinstance(num_subsets, int) and num_subsets >= 1 and isinstance(subset_size, int) and subset_size >= 2):
-        raise InputError(f"num_subsets must be at least 1 and subset_size at least 2, got {num_subsets} and "
-                         f"{subset_size}")
-    m = min(subset_size, len(f1), len(f2))
-    if m < 2:
-        raise InputError("KID needs at least 2 samples in each set")
-    d = f1.shape[1]
-    rng = np.random.default_rng(seed)
-    values = np.empty(num_subsets)
-    for k in range(num_subsets):
-        a = f1[rng.choice(len(f1), m, replace=False)]
-        b = f2[rng.choice(len(f2), m, replace=False)]
-        kaa, kbb, kab = (a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3
-        values[k] = ((kaa.sum() - np.trace(kaa)) / (m * (m - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1))
-                     - 2 * kab.mean())
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(num_subsets) if num_subsets > 1 else 0.0)
-
-
-# ----------------------------------------------------------------------------- statistics
-class RunningStatistics:
-    """Mean and covariance accumulated batch by batch in float64 (sets larger than memory)."""
-
-    def __init__(self):
-        self.n, self.shift, self.sum, self.outer = 0, None, None, None
-
-    def update(self, features):
-        f = np.asarray(features, np.float64)
-        if self.shift is None:
-            self.shift = f.mean(0)  # shifting by a first estimate keeps the sums well conditioned
-            self.sum = np.zeros_like(self.shift)
-            self.outer = np.zeros((f.shape[1], f.shape[1]))
-        f = f - self.shift
-        self.n += len(f)
-        self.sum += f.sum(0)
-        self.outer += f.T @ f
-
-    def result(self):
-        """(mu, sigma, n)."""
-        if self.n < 2:
-            raise InputError(f"need at least 2 images to compute statistics, got {self.n}")
-        mean = self.sum / self.n
-        cov = (self.outer - self.n * np.outer(mean, mean)) / (self.n - 1)
-        return mean + self.shift, (cov + cov.T) / 2, self.n
-
-
-def save_statistics(path, mu, sigma, n=None):
-    np.savez(path, mu=mu, sigma=sigma, **({} if n is None else {"n": n}))
-
-
-def load_statistics(path):
-    """(mu, sigma) from an .npz file with arrays 'mu' and 'sigma'."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no statistics file at '{path}'")
-    with np.load(path) as f:
-        if "mu" not in f or "sigma" not in f:
-            raise InputError(f"'{path}' has no 'mu' and 'sigma' arrays")
-        return f["mu"], f["sigma"]
 
 
 # ----------------------------------------------------------------------------- images
@@ -183,6 +40,8 @@ def _to_tensor(images):
     if isinstance(images, np.ndarray):
         if images.dtype.kind not in "uif":
             raise InputError(f"images must be numeric, got dtype {images.dtype}")
+        if not images.dtype.isnative:  # big-endian data (e.g. from another machine's file): torch needs native
+            images = images.astype(images.dtype.newbyteorder("="))
         images = torch.from_numpy(np.ascontiguousarray(images))
     if not isinstance(images, torch.Tensor):
         raise InputError(f"images must be a torch tensor or numpy array, got {type(images).__name__}")
@@ -200,6 +59,8 @@ def _checked_images(images):
         raise InputError(f"images must be (N, C, H, W) or (N, T, C, H, W), got shape {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise InputError("the image set is empty")
+    if x.shape[2] == 0 or x.shape[3] == 0:
+        raise InputError(f"images have zero height or width: shape {tuple(x.shape)}")
     if x.shape[1] not in (1, 3):
         raise InputError(f"images must have 1 or 3 channels in dimension 1 (N, C, H, W), got {x.shape[1]}; "
                          "channels-last arrays need .permute(0, 3, 1, 2)")
@@ -248,68 +109,6 @@ def _normalised(x, lo, hi, value_range, width, channels, origin="value_range"):
     if x.shape[-2:] != (width, width):
         x = F.interpolate(x, size=(width, width), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
     return x.contiguous()
-
-
-def prepare_images(images, width, channels, value_range=None):
-    """Validate and convert one batch of images to float32 (N, channels, width, width) in [0, 1].
-
-    Accepts (N, C, H, W) or videos (N, T, C, H, W) with C in {1, 3}; see the module docstring for
-    the value-range rule. For a set given as several batches, the calculator decides the range
-    once, from the first batch (see ``FrechetDistanceCalculator.extract_features``).
-    """
-    x, integer, lo, hi = _checked_images(images)
-    origin = "value_range"
-    if value_range is None:
-        value_range, origin = infer_value_range(lo, hi, integer), "the images' own values"
-    return _normalised(x, lo, hi, value_range, width, channels, origin)
-
-
-# ----------------------------------------------------------------------------- model
-def resolve_model_path(model_path=None, dataset=None):
-    if dataset is not None:
-        if dataset not in PRETRAINED:
-            raise InputError(f"unknown dataset '{dataset}'; pretrained models exist for: {', '.join(PRETRAINED)}")
-        path = os.path.join(PRETRAINED_DIR, PRETRAINED[dataset])
-        if not os.path.isfile(path):
-            if dataset in NOT_SHIPPED:
-                raise FileNotFoundError(f"no model file at '{path}': {NOT_SHIPPED[dataset]}")
-            shipped = [k for k, v in PRETRAINED.items() if os.path.isfile(os.path.join(PRETRAINED_DIR, v))]
-            raise FileNotFoundError(f"the pretrained model for '{dataset}' is not shipped ({path}); "
-                                    f"available: {', '.join(shipped) or 'none'}")
-        return path
-    path = os.path.abspath(model_path or DEFAULT_MODEL_PATH)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no model file at '{path}'; pass model_path= a checkpoint from train_svg_lp.py")
-    return path
-
-
-def load_encoder(model_path=None, device=None, dataset=None):
-    """(encoder in eval mode, config) from a checkpoint (ours or a 2018 edenton/svg file).
-
-    Cached in memory by the file's identity (path, size, modification time) and the device, so a
-    file rewritten in place is read again; concurrent callers load each key once.
-    """
-    from checkpoint import describe_source, load_model
-    path = resolve_model_path(model_path, dataset)
-    device = choose_device(device)  # None or "auto": CUDA when present
-    stat = os.stat(path)
-    key = (path, stat.st_size, stat.st_mtime_ns, str(device))
-    with _MODEL_CACHE_LOCK:
-        if key not in _MODEL_CACHE:
-            model, ckpt = load_model(path, device)
-            if describe_source(ckpt):
-                print(describe_source(ckpt), file=sys.stderr)
-            for stale in [k for k in _MODEL_CACHE if k[0] == path and k[3] == key[3]]:
-                del _MODEL_CACHE[stale]
-            _MODEL_CACHE[key] = (model.encoder.eval(), model.config)
-        return _MODEL_CACHE[key]
-
-
-def clear_model_cache():
-    """Forget every cached encoder (frees its memory)."""
-    _MODEL_CACHE.clear()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 class FrechetDistanceCalculator:
@@ -391,9 +190,10 @@ class FrechetDistanceCalculator:
         return self.mu, self.sigma, self.n
 
     def save_statistics(self, path):
+        """Write the statistics of the last compute_statistics() to an .npz file; returns the path written."""
         if self.mu is None:
             raise RuntimeError("call compute_statistics(images) before save_statistics(path)")
-        save_statistics(path, self.mu, self.sigma, self.n)
+        return save_statistics(path, self.mu, self.sigma, self.n)
 
     def _warn_small(self, n):
         if n <= self.feature_dim:  # rank n - 1 < d: the covariance is singular
@@ -457,11 +257,27 @@ def _load_input(path):
     raise InputError(f"'{path}': use a folder of images, .npy, .pt or an .npz of statistics")
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+
+
+def _gray_or_rgb(img, name):
+    """(H, W, 1) or (H, W, 3) uint8 from a gray, gray+alpha, RGB or RGBA image (alpha dropped)."""
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
+        raise InputError(f"'{name}' has shape {img.shape}, not a gray or colour image")
+    if img.dtype != np.uint8:
+        raise InputError(f"'{name}' has {img.dtype} pixels; save it with 8 bits per channel")
+    return img[..., :1] if img.shape[2] == 2 else img[..., :3]
+
+
 def _load_image_folder(path):
+    """(N, C, H, W) uint8 from a folder of images of one size; gray is repeated to RGB when colour is mixed in."""
     import imageio.v3 as iio
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp")))
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)
+                   and os.path.isfile(os.path.join(path, n)))
     if not names:
-        raise InputError(f"no .png/.jpg images in folder '{path}'")
+        raise InputError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder '{path}'")
     imgs = []
     for n in names:
         try:
@@ -469,15 +285,13 @@ def _load_image_folder(path):
         except Exception as err:  # imageio raises many types for unreadable files
             raise InputError(f"'{os.path.join(path, n)}' is not a readable image ({type(err).__name__}); "
                              f"remove it from the folder") from None
-        img = img[..., None] if img.ndim == 2 else img[..., :3]
-        if img.shape[:2] != (imgs[0].shape[:2] if imgs else img.shape[:2]):
+        img = _gray_or_rgb(np.asarray(img), os.path.join(path, n))
+        if imgs and img.shape[:2] != imgs[0].shape[:2]:
             raise InputError(f"images in '{path}' differ in size ({names[0]}: {imgs[0].shape[0]}x{imgs[0].shape[1]}, "
                              f"{n}: {img.shape[0]}x{img.shape[1]}); resize them to one size")
-        if imgs and img.shape[2] != imgs[0].shape[2]:
-            img = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
-            if imgs[0].shape[2] == 1:
-                imgs = [np.repeat(i, 3, axis=2) for i in imgs]
         imgs.append(img)
+    if any(i.shape[2] == 3 for i in imgs):
+        imgs = [np.repeat(i, 3, axis=2) if i.shape[2] == 1 else i for i in imgs]
     return np.stack(imgs).transpose(0, 3, 1, 2)
 
 
@@ -509,10 +323,16 @@ def main(argv=None):
         if len(args.inputs) != 2:
             raise InputError("give two inputs (or none for the basic example)")
         if args.save_stats:
+            if not args.inputs[1].endswith(".npz"):
+                raise InputError(f"--save-stats writes an .npz file; name the output '<name>.npz', not "
+                                 f"'{args.inputs[1]}'")
             data = _load_input(args.inputs[0])
+            if isinstance(data, tuple):
+                raise InputError(f"'{args.inputs[0]}' already holds statistics; --save-stats needs images "
+                                 f"(a folder, .npy or .pt) as its first input")
             calc.compute_statistics(data)
-            calc.save_statistics(args.inputs[1])
-            print(f"saved statistics of {calc.n} images to {args.inputs[1]}")
+            written = calc.save_statistics(args.inputs[1])
+            print(f"saved statistics of {calc.n} images to {written}")
             return 0
         data = [_load_input(path) for path in args.inputs]
         if not any(isinstance(d, tuple) for d in data):

@@ -359,8 +359,10 @@ def test_cli_bad_inputs_end_in_one_line(tiny_checkpoint, tmp_path):
 def test_route_switch_and_small_sample_warning_agree_at_n_equal_d(calc, monkeypatch):
     d = calc.feature_dim
     used = []
-    real = fd.frechet_distance_from_statistics
-    monkeypatch.setattr(fd, "frechet_distance_from_statistics", lambda *a: used.append("stats") or real(*a))
+    import feature_distances
+    real = feature_distances.frechet_distance_from_statistics
+    monkeypatch.setattr(feature_distances, "frechet_distance_from_statistics",
+                        lambda *a: used.append("stats") or real(*a))
     g = torch.Generator().manual_seed(5)
     for n, small in ((d, True), (d + 1, False)):
         used.clear()
@@ -369,3 +371,63 @@ def test_route_switch_and_small_sample_warning_agree_at_n_equal_d(calc, monkeypa
             calc(torch.rand(n, 1, 64, 64, generator=g), torch.rand(n, 1, 64, 64, generator=g))
         warned = any("feature dimension" in str(w.message) for w in caught)
         assert warned == small and (not used) == small, (n, warned, used)
+
+
+def test_statistics_and_features_must_be_real_and_finite(tmp_path):
+    mu, eye = np.zeros(4), np.eye(4)
+    with pytest.raises(fd.InputError, match="sigma1 must hold real numbers, got dtype complex128"):
+        fd.frechet_distance_from_statistics(mu, eye * (1 + 5j), mu, eye)
+    with pytest.raises(fd.InputError, match="mu2 must hold real numbers"):
+        fd.frechet_distance_from_statistics(mu, eye, np.array(["a"] * 4), eye)
+    f = np.random.default_rng(0).random((10, 4))
+    bad = f.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(fd.InputError, match="NaN"):
+        fd.kernel_distance_from_features(bad, f, num_subsets=2, subset_size=5)
+    with pytest.raises(fd.InputError, match="NaN"):
+        fd.frechet_distance_from_features(f, bad)
+    assert np.isfinite(fd.kernel_distance_from_features(f, f, num_subsets=np.int64(5), subset_size=np.int32(5))[0])
+    with pytest.raises(fd.InputError, match="num_subsets must be at least 1, got 0"):
+        fd.kernel_distance_from_features(f, f, num_subsets=np.int64(0))
+
+
+def test_cli_bad_statistics_files_odd_arrays_and_mixed_folders(tiny_checkpoint, tmp_path):
+    import imageio.v3 as iio
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "ok.npy", rng.random((8, 1, 64, 64)).astype(np.float32))
+    np.savez(tmp_path / "complex.npz", mu=np.zeros(16), sigma=np.eye(16) * (1 + 5j))
+    (tmp_path / "random.npz").write_bytes(os.urandom(500))
+    (tmp_path / "zero.npz").write_bytes(b"")
+    np.save(tmp_path / "renamed.npy", np.zeros(3))
+    os.rename(tmp_path / "renamed.npy", tmp_path / "renamed.npz")
+    np.savez(tmp_path / "strings.npz", mu=np.array(["x"] * 16), sigma=np.eye(16))
+    np.savez(tmp_path / "objects.npz", mu=np.array([None] * 16, dtype=object), sigma=np.eye(16))
+    np.save(tmp_path / "empty.npy", np.zeros((3, 1, 0, 64), np.float32))
+    ok = str(tmp_path / "ok.npy")
+    cases = [(["complex.npz", ok], "must hold real numbers, got dtype complex128"),
+             (["random.npz", ok], "is not a readable .npz file"), (["zero.npz", ok], "is not a readable .npz file"),
+             (["renamed.npz", ok], "holds a single array"), (["strings.npz", ok], "must hold real numbers"),
+             (["objects.npz", ok], "'mu' or 'sigma' cannot be read"), (["empty.npy", ok], "zero height or width"),
+             (["--save-stats", ok, "ok2.npy"], "name the output '<name>.npz'"),
+             (["--save-stats", "complex.npz", "out.npz"], "already holds statistics")]
+    for args, message in cases:
+        args = [a if a.startswith("-") or os.path.isabs(a) else str(tmp_path / a) for a in args]
+        res = subprocess.run([sys.executable, "frechet_distance.py", "--model_path", tiny_checkpoint, "--device", "cpu",
+                              *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    iio.imwrite(folder / "a.png", rng.integers(0, 256, (64, 64), dtype=np.uint8))            # gray
+    iio.imwrite(folder / "b.png", rng.integers(0, 256, (64, 64, 2), dtype=np.uint8))         # gray + alpha
+    iio.imwrite(folder / "c.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))         # RGB
+    iio.imwrite(folder / "d.ppm", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    big_endian = rng.random((8, 1, 64, 64)).astype(">f4")
+    np.save(tmp_path / "big.npy", big_endian)
+    res = subprocess.run([sys.executable, "frechet_distance.py", "--model_path", tiny_checkpoint, "--device", "cpu",
+                          str(folder), str(tmp_path / "big.npy")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0 and float(res.stdout.strip().splitlines()[-1]) > 0, res.stderr
+    loaded = fd._load_image_folder(str(folder))
+    assert loaded.shape == (4, 3, 64, 64)
+    calc = fd.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu")
+    assert np.array_equal(calc.extract_features(big_endian), calc.extract_features(big_endian.astype("<f4")))

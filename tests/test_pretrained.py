@@ -49,11 +49,12 @@ def test_prior_samples_above_documented_threshold(shipped, test_batch):
     assert quality.best_prior_ssim(model, test_batch) > quality.PRIOR_SSIM_THRESHOLD
 
 
-def test_frechet_distance_uses_it_by_default():
+def test_frechet_distance_uses_it_by_default(tiny_checkpoint):
     import frechet_distance as fd
-    fd.clear_model_cache()
-    x = torch.rand(8, 1, 64, 64)
-    assert fd.frechet_distance(x, x, device="cpu") == pytest.approx(0, abs=1e-10)
-    [key] = list(fd._MODEL_CACHE)
-    assert key[0] == os.path.abspath(PATH) and key[-1] == "cpu"
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(40, 1, 64, 64, generator=g), torch.rand(40, 1, 64, 64, generator=g) ** 2
+    by_default = fd.frechet_distance(a, b, device="cpu")
+    assert by_default == fd.frechet_distance(a, b, model_path=PATH, device="cpu")
+    assert by_default == fd.frechet_distance(a, b, dataset="smmnist", device="cpu")
+    assert by_default != pytest.approx(fd.frechet_distance(a, b, model_path=tiny_checkpoint, device="cpu"))
     fd.clear_model_cache()
