@@ -326,11 +326,10 @@ def main(argv=None):
             if not args.inputs[1].endswith(".npz"):
                 raise InputError(f"--save-stats writes an .npz file; name the output '<name>.npz', not "
                                  f"'{args.inputs[1]}'")
-            data = _load_input(args.inputs[0])
-            if isinstance(data, tuple):
+            if args.inputs[0].endswith(".npz"):
                 raise InputError(f"'{args.inputs[0]}' already holds statistics; --save-stats needs images "
                                  f"(a folder, .npy or .pt) as its first input")
-            calc.compute_statistics(data)
+            calc.compute_statistics(_load_input(args.inputs[0]))
             written = calc.save_statistics(args.inputs[1])
             print(f"saved statistics of {calc.n} images to {written}")
             return 0
