@@ -7,6 +7,8 @@ frechet_distance_vs_noise.png and frechet_distance_vs_time.png.
 """
 import argparse
 import os
+import sys
+import tempfile
 
 import matplotlib
 
@@ -15,9 +17,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
 
-from data.moving_mnist import MovingMNIST  # noqa: E402
-from frechet_distance import FrechetDistanceCalculator  # noqa: E402
-from utils import OneLineArgumentParser  # noqa: E402
+from checkpoint import CheckpointError  # noqa: E402
+from data import DataError  # noqa: E402
+from data.moving_mnist import TEST_LENGTH, MovingMNIST  # noqa: E402
+from frechet_distance import FrechetDistanceCalculator, InputError  # noqa: E402
+from utils import DeviceError, OneLineArgumentParser, UsageError  # noqa: E402
 
 
 def line_plot(path, x, y, xlabel, title):
@@ -38,8 +42,30 @@ def main(argv=None):
     p.add_argument("--num_sequences", type=int, default=256, help="SM-MNIST test sequences to compare")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: CUDA when present)")
     args = p.parse_args(argv)
-    os.makedirs(args.out_dir, exist_ok=True)
+    try:
+        check_args(args)
+        return run(args)
+    except (UsageError, InputError, DataError, CheckpointError, DeviceError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
 
+
+def check_args(args):
+    """Refuse what would fail after the work: too few sequences, an --out_dir that cannot be written."""
+    if not 2 <= args.num_sequences <= TEST_LENGTH:
+        raise UsageError(f"--num_sequences must be between 2 and {TEST_LENGTH} (a distance compares sets of at "
+                         f"least 2 frames), got {args.num_sequences}")
+    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
+        raise UsageError(f"--out_dir '{args.out_dir}' is a file; pass a folder")
+    try:
+        os.makedirs(args.out_dir, exist_ok=True)
+        tempfile.TemporaryFile(dir=args.out_dir).close()
+    except OSError as err:
+        raise UsageError(f"--out_dir '{args.out_dir}' cannot be written ({err.strerror}); pass a writable folder") from None
+
+
+def run(args):
+    """The seven steps; returns the distances it printed."""
     # 1. The feature extractor: the SVG encoder, loaded once and cached.
     calc = FrechetDistanceCalculator(model_path=args.model_path, device=args.device)
 

@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import sys
+import tempfile
 
 import torch
 
@@ -26,7 +27,9 @@ from utils import (DeviceError, OneLineArgumentParser, UsageError, choose_device
 # The paper's test protocol per dataset: (n_past, n_future)
 TEST_PROTOCOL = {"smmnist": (5, 20), "kth": (10, 30), "bair": (2, 28)}
 # --protocol 2018: every evaluation choice of the 2018 generate_svg_lp.py / generate_svg_fp.py at once
-PROTOCOL_2018 = {"ssim": "2018", "bn_train_mode": True, "n_past": 2, "n_future": 28}
+# (bn_train_mode None: decided by the model kind, as 2018: generate_svg_lp.py left batch norm in train mode,
+# generate_svg_fp.py called encoder.eval() and decoder.eval())
+PROTOCOL_2018 = {"ssim": "2018", "bn_train_mode": None, "n_past": 2, "n_future": 28}
 NUM_RANDOM = 3
 
 
@@ -58,8 +61,8 @@ def build_parser():
       help="where SM-MNIST's test digits come from (default: the checkpoint's training setting); a source "
            "other than the one the model was trained on is warned about")
     a("--protocol", default="ours", choices=("ours", "2018"),
-      help="2018: the 2018 scripts' evaluation choices at once (scikit-image SSIM of 2018, batch norm in train "
-           "mode, 2 -> 28 frames); flags given explicitly still win")
+      help="2018: the 2018 scripts' evaluation choices at once (scikit-image SSIM of 2018, 2 -> 28 frames, batch "
+           "norm in train mode for SVG-LP and eval mode for SVG-FP); flags given explicitly still win")
     return p
 
 
@@ -155,10 +158,28 @@ def load(args):
     if test[0].shape[0] < n_past + n_future:
         raise UsageError(f"test sequences have {test[0].shape[0]} frames, fewer than n_past + n_future = "
                          f"{n_past + n_future}")
+    if args.bn_train_mode is None:  # --protocol 2018 without an explicit --bn_train_mode
+        args.bn_train_mode = model.config.learned_prior
     if args.bn_train_mode:
+        last = args.N % args.batch_size or args.batch_size
+        if min(args.batch_size, args.N, last) < 2:
+            raise UsageError(f"--bn_train_mode takes batch norm statistics from each batch, so every batch needs at "
+                             f"least 2 sequences; --N {args.N} with --batch_size {args.batch_size} gives a batch "
+                             f"of {min(args.batch_size, args.N, last)}: change --N or --batch_size")
         model.encoder.train()
         model.decoder.train()
     return model, ckpt, device, test, n_past, n_future
+
+
+def prepare_log_dir(log_dir):
+    """Create --log_dir and check that it can be written, before any sampling."""
+    if os.path.exists(log_dir) and not os.path.isdir(log_dir):
+        raise UsageError(f"--log_dir '{log_dir}' is a file; pass a folder")
+    try:
+        os.makedirs(log_dir, exist_ok=True)
+        tempfile.TemporaryFile(dir=log_dir).close()
+    except OSError as err:
+        raise UsageError(f"--log_dir '{log_dir}' cannot be written ({err.strerror}); pass a writable folder") from None
 
 
 def warn_if_other_digits(ckpt, test_source):
@@ -212,6 +233,8 @@ def evaluate(args, model, device, test, n_past, n_future):
         done += x.shape[0]
         print(f"evaluated {done}/{args.N} sequences", flush=True)
     metrics = {k: torch.cat(v).double() for k, v in per_batch.items()}
+    if fake_stats.n < 2:  # reported, not fatal: the metrics above are what the run is for
+        return metrics, None, fake_stats.n
     (mu_r, s_r, _), (mu_f, s_f, n_frames) = real_stats.result(), fake_stats.result()
     return metrics, frechet_distance_from_statistics(mu_r, s_r, mu_f, s_f), n_frames
 
@@ -255,11 +278,15 @@ def write_outputs(args, ckpt, metrics, summary_rows, fd_value, n_past, n_future,
 def generate(args):
     """Load, evaluate, summarise, write: the whole of generate_svg_lp.py."""
     model, ckpt, device, test, n_past, n_future = load(args)
-    os.makedirs(args.log_dir, exist_ok=True)
+    prepare_log_dir(args.log_dir)
     metrics, fd_value, n_frames = evaluate(args, model, device, test, n_past, n_future)
     summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), fd_value, n_past, n_future,
                             getattr(test, "digit_source", None))
     print(json.dumps(summary["averages"], indent=1))
+    if fd_value is None:
+        print(f"Fréchet distance: not computed (it needs at least 2 frames per set, got {n_frames}; raise --N or "
+              f"--n_future)", file=sys.stderr)
+        return summary
     print(f"Fréchet distance (this model's encoder, one random sample per sequence vs the real frames, "
           f"{n_frames} frames each): {fd_value:.4f}")
     if n_frames <= model.config.g_dim:

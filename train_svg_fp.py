@@ -1,5 +1,8 @@
 """Train SVG-FP (fixed N(0, I) prior). Flags and defaults are those of the 2018 script; see README."""
-from training import main
+try:
+    from training import main
+except KeyboardInterrupt:  # Ctrl-C while PyTorch is still being imported: nothing was written
+    raise SystemExit(130) from None
 
 if __name__ == "__main__":
     main(learned_prior=False)

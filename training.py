@@ -24,11 +24,12 @@ from models import BACKBONES
 from models.svg import SVG, SVGConfig
 from plots import plot_losses
 from run_folder import Run, RunWriteError, TrainingInterrupted, ignore_sigterm, sigterm_as_interrupt
-from utils import DeviceError, OneLineArgumentParser, UsageError, choose_device, derived_seed, image_grid, save_gif, save_png, write_json
+from utils import DeviceError, OneLineArgumentParser, UsageError, choose_device, cpu_has_bfloat16, derived_seed, image_grid, save_gif, save_png, write_json
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 PLOT_ROWS = 10      # sequences shown in the per-epoch plots (2018: min(batch_size, 10))
-PLOT_SAMPLES = 20   # samples per sequence in sample_<epoch>.png (2018: 20)
+PLOT_SAMPLES = 20   # SVG-LP: samples per sequence in sample_<epoch>.png, the best and 4 random shown (2018: 20)
+FP_PLOT_SAMPLES = 5  # SVG-FP: samples shown per sequence (2018 train_svg_fp.py: 5, no best-of)
 LOG_EVERY = 10      # iterations between progress updates (and NaN checks)
 
 
@@ -117,13 +118,14 @@ def _speed_flags_off_unless_set(args):
 
 
 def run_name(args, learned_prior):
-    """The 2018 run-folder name, built from the hyperparameters."""
+    """The 2018 run-folder name, built from the hyperparameters (the 2018 FP script wrote the skip flag as 0/1)."""
+    skip_flag = args.last_frame_skip if learned_prior else int(args.last_frame_skip)
     layers = (f"predictor-posterior-prior-rnn_layers={args.predictor_rnn_layers}-{args.posterior_rnn_layers}-"
               f"{args.prior_rnn_layers}" if learned_prior else
               f"predictor-posterior-rnn_layers={args.predictor_rnn_layers}-{args.posterior_rnn_layers}")
     name = (f"model={args.model}{args.image_width}x{args.image_width}-rnn_size={args.rnn_size}-{layers}-"
             f"n_past={args.n_past}-n_future={args.n_future}-lr={args.lr:.4f}-g_dim={args.g_dim}-"
-            f"z_dim={args.z_dim}-last_frame_skip={args.last_frame_skip}-beta={args.beta:.7f}{args.name}")
+            f"z_dim={args.z_dim}-last_frame_skip={skip_flag}-beta={args.beta:.7f}{args.name}")
     sub = f"{args.dataset}-{args.num_digits}" if args.dataset == "smmnist" else args.dataset
     return os.path.join(args.log_dir, sub, name)
 
@@ -209,12 +211,29 @@ def configure_numerics(deterministic, tf32):
     torch.backends.cudnn.allow_tf32 = tf32
 
 
+def env_rank(name, default):
+    """A torchrun variable (WORLD_SIZE, RANK, LOCAL_RANK) as a whole number; anything else is a UsageError."""
+    value = os.environ.get(name, default)
+    if value is None or not value.strip().isdigit():
+        raise UsageError(f"the environment variable {name}={value!r} is not a whole number; torchrun sets it "
+                         f"(unset it to train in one process)")
+    return int(value)
+
+
+def is_rank_0():
+    """Whether this process prints and saves (one process, or rank 0 of torchrun); decided from RANK."""
+    try:
+        return env_rank("RANK", "0") == 0
+    except UsageError:
+        return True
+
+
 def setup_distributed(device_name):
     """(rank, world, device); initialises the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = env_rank("WORLD_SIZE", "1")
     if world == 1:
         return 0, 1, choose_device(device_name)
-    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local_rank = env_rank("RANK", None), env_rank("LOCAL_RANK", "0")
     device = choose_device(device_name)
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
@@ -224,16 +243,18 @@ def setup_distributed(device_name):
 
 
 def plot_samples(model, x, n_past, n_rec, epoch, run):
-    """The 2018 per-epoch plots: ground truth, best of 20 samples, 4 random samples; and reconstructions
-    of the first n_rec (= n_past + n_future) frames."""
+    """The 2018 per-epoch plots: ground truth and, for SVG-LP, the best of 20 samples and 4 random ones
+    (2018 train_svg_lp.py), for SVG-FP 5 samples (2018 train_svg_fp.py); and reconstructions of the first
+    n_rec (= n_past + n_future) frames."""
     n_eval = x.shape[1]
-    samples = model.sample(x, n_past, n_eval - n_past, nsample=PLOT_SAMPLES)       # (R, S, T, C, H, W)
-    err = ((samples - x[:, None]) ** 2).flatten(2).sum(2)                            # (R, S)
-    best = err.argmin(1)
-    rand = torch.randint(PLOT_SAMPLES, (x.shape[0], 4))
+    learned_prior = model.config.learned_prior
+    samples = model.sample(x, n_past, n_eval - n_past, nsample=PLOT_SAMPLES if learned_prior else FP_PLOT_SAMPLES)
+    if learned_prior:                                                                # samples: (R, S, T, C, H, W)
+        best = ((samples - x[:, None]) ** 2).flatten(2).sum(2).argmin(1)             # lowest error of (R, S)
+        rand = torch.randint(PLOT_SAMPLES, (x.shape[0], 4))
     rows, gif_frames = [], [[] for _ in range(n_eval)]
     for r in range(x.shape[0]):
-        picks = [samples[r, best[r]]] + [samples[r, k] for k in rand[r]]
+        picks = ([samples[r, best[r]]] + [samples[r, k] for k in rand[r]]) if learned_prior else list(samples[r])
         rows.append(list(x[r]))
         rows.extend(list(p) for p in picks)
         for t in range(n_eval):
@@ -409,6 +430,9 @@ def train(args, ckpt, learned_prior):
     args = TrainConfig.from_args(args)
     configure_numerics(args.deterministic, args.tf32)
     rank, world, device = setup_distributed(args.device)
+    if args.amp and device.type == "cpu" and not cpu_has_bfloat16():
+        raise UsageError("--amp computes in bfloat16, which this CPU has no units for (no AVX512-BF16 or AMX): "
+                         "training would be tens of times slower; pass --no-amp")
     cpu_memory.keep_freed_memory_on(device, args.keep_freed_memory)  # before the data workers fork
     is_main = rank == 0
 
@@ -663,7 +687,7 @@ def main(learned_prior, argv=None):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except TrainingInterrupted as err:
-        if int(os.environ.get("RANK", "0")) == 0:
+        if is_rank_0():
             print(f"\n{err}", file=sys.stderr, flush=True)
         err.restore_signals()
         sys.exit(err.exit_code)
@@ -671,6 +695,6 @@ def main(learned_prior, argv=None):
         print("\ninterrupted while starting; nothing was written", file=sys.stderr)
         sys.exit(130)
     except (TrainingDiverged, RunWriteError) as err:
-        if int(os.environ.get("RANK", "0")) == 0:  # every rank stops; one message
+        if is_rank_0():  # every rank stops; one message
             print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

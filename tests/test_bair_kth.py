@@ -155,6 +155,15 @@ def kth_dir(tmp_path_factory):
     return root
 
 
+def test_kth_odd_annotation_bytes_and_a_folder_named_like_a_video(tmp_path):
+    os.makedirs(tmp_path / "raw" / "boxing" / "person03_boxing_d1_uncomp.avi")   # a folder, not a video
+    write_avi(tmp_path / "raw" / "boxing" / "person01_boxing_d1_uncomp.avi", 20, 1)
+    (tmp_path / "00sequences.txt").write_bytes(b"person01_boxing_d1\t\tframes\t1-10, 11-20 \xff\n")
+    from data.convert_kth import main
+    assert main(["--data_dir", str(tmp_path), "--image_size", "64"]) == 0
+    assert (tmp_path / "processed" / "boxing" / "person01_boxing_d1").is_dir()
+
+
 def test_kth_conversion_split_and_loading(kth_dir):
     proc = kth_dir / "processed"
     frames = sorted(os.listdir(proc / "boxing" / "person01_boxing_d1"))

@@ -8,7 +8,7 @@ import pytest
 import cpu_memory
 import generate_svg_lp
 import training
-from tests.conftest import make_checkpoint
+from tests.conftest import MNIST_ROOT, make_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,7 +69,7 @@ def test_training_on_the_cpu_keeps_freed_memory_unless_told_not_to(tmp_path, cal
 
 def test_generation_on_the_cpu_keeps_freed_memory_unless_told_not_to(tmp_path, calls):
     ckpt = make_checkpoint(tmp_path / "tiny.pth")
-    flags = ["--model_path", ckpt, "--data_root", "/nonexistent", "--N", "2", "--batch_size", "2", "--nsample", "2",
+    flags = ["--model_path", ckpt, "--data_root", MNIST_ROOT, "--N", "2", "--batch_size", "2", "--nsample", "2",
              "--n_past", "2", "--n_future", "1", "--device", "cpu", "--no_gifs"]
     generate_svg_lp.main(flags + ["--log_dir", str(tmp_path / "a")])
     assert calls == [1]

@@ -17,6 +17,25 @@ def trained_like_checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ex") / "m.pth", seed=4)
 
 
+def test_example_script_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    cases = [(["--num_sequences", "0"], "--num_sequences must be between 2"),
+             (["--num_sequences", "-5"], "--num_sequences must be between 2"),
+             (["--num_sequences", "1"], "--num_sequences must be between 2"),
+             (["--out_dir", str(tmp_path / "file")], "is a file"),
+             (["--out_dir", str(ro / "sub")], "cannot be written")]
+    if os.geteuid() == 0:  # root writes anywhere: a read-only folder is no obstacle there
+        cases = cases[:-1] + [(["--out_dir", "/proc/forbidden"], "cannot be written")]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as stop:
+            example_frechet_distance.main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_example_script_writes_its_plots(trained_like_checkpoint, tmp_path):
     out = example_frechet_distance.main(["--model_path", trained_like_checkpoint, "--out_dir", str(tmp_path),
                                          "--num_sequences", "48"])

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import generate_svg_lp
-from tests.conftest import ROOT, make_checkpoint
+from tests.conftest import MNIST_ROOT, ROOT, make_checkpoint
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
@@ -19,7 +19,7 @@ FLAGS = ["--N", "5", "--batch_size", "3", "--nsample", "4", "--n_past", "2", "--
 
 
 def run(ckpt, out, *extra):
-    return generate_svg_lp.main(["--model_path", ckpt, "--log_dir", str(out), "--data_root", "/nonexistent"] + FLAGS
+    return generate_svg_lp.main(["--model_path", ckpt, "--log_dir", str(out), "--data_root", MNIST_ROOT] + FLAGS
                                 + list(extra))
 
 
@@ -88,18 +88,43 @@ def test_bad_input_exits_2(lp_ckpt, tmp_path):
         (["--model_path", lp_ckpt, "--N", "100000"], "larger than the test set"),
         (["--model_path", lp_ckpt, "--n_past", "0"], "at least 1"),
         (["--model_path", lp_ckpt, "--ssim", "msssim"], "argument --ssim: invalid choice"),
+        (["--model_path", lp_ckpt, "--seed", "-3"], "--seed must be 0 or more"),
+        (["--model_path", lp_ckpt, "--N", "3", "--batch_size", "2", "--bn_train_mode"], "a batch of 1"),
+        (["--model_path", lp_ckpt, "--N", "4", "--batch_size", "1", "--bn_train_mode"], "a batch of 1"),
     ]
     for flags, message in cases:
-        res = cli("--log_dir", str(tmp_path / "out"), "--data_root", "/nonexistent", *flags)
+        res = cli("--log_dir", str(tmp_path / "out"), "--data_root", MNIST_ROOT, *flags)
         assert res.returncode == 2, (flags, res.stderr[-1500:])
         assert message in res.stderr and "Traceback" not in res.stderr, (flags, res.stderr[-1500:])
 
 
+def test_unwritable_log_dir_is_refused_before_sampling_and_one_frame_still_writes_metrics(lp_ckpt, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    res = cli("--model_path", lp_ckpt, "--log_dir", str(tmp_path / "file"), "--data_root", MNIST_ROOT, "--N", "2")
+    assert res.returncode == 2 and "is a file" in res.stderr and "Traceback" not in res.stderr
+    res = cli("--model_path", lp_ckpt, "--log_dir", "/proc/forbidden", "--data_root", MNIST_ROOT, "--N", "2")
+    assert res.returncode == 2 and "cannot be written" in res.stderr and "Traceback" not in res.stderr
+    summary = run(lp_ckpt, tmp_path / "one", "--N", "1", "--n_future", "1", "--no_gifs")
+    assert summary["frechet_distance_svg_encoder"] is None
+    assert "Fréchet distance: not computed" in capsys.readouterr().err
+    assert len(read_csv(tmp_path / "one" / "metrics.csv")) == 1
+
+
 def test_protocol_2018_sets_every_2018_choice_and_explicit_flags_win():
     a = generate_svg_lp.parse_args(["--model_path", "m.pth", "--log_dir", "o", "--protocol", "2018"])
-    assert (a.ssim, a.bn_train_mode, a.n_past, a.n_future) == ("2018", True, 2, 28)
+    assert (a.ssim, a.bn_train_mode, a.n_past, a.n_future) == ("2018", None, 2, 28)  # None: by the model kind
     b = generate_svg_lp.parse_args(["--model_path", "m.pth", "--log_dir", "o", "--protocol", "2018", "--n_future", "10",
                                     "--ssim", "standard"])
-    assert (b.ssim, b.bn_train_mode, b.n_past, b.n_future) == ("standard", True, 2, 10)
+    assert (b.ssim, b.bn_train_mode, b.n_past, b.n_future) == ("standard", None, 2, 10)
     c = generate_svg_lp.parse_args(["--model_path", "m.pth", "--log_dir", "o"])
     assert (c.ssim, c.bn_train_mode, c.n_past, c.n_future) == ("standard", False, None, None)
+
+
+def test_protocol_2018_uses_train_mode_batch_norm_for_lp_and_eval_mode_for_fp(lp_ckpt, tmp_path):
+    """2018: generate_svg_lp.py never called eval() on the encoder and decoder; generate_svg_fp.py did."""
+    fp_ckpt = make_checkpoint(tmp_path / "fp.pth", seed=3, learned_prior=False)
+    flags = ["--protocol", "2018", "--n_future", "2", "--no_gifs"]
+    assert run(lp_ckpt, tmp_path / "lp", *flags)["bn_train_mode"] is True
+    fp = run(fp_ckpt, tmp_path / "fp", *flags)
+    assert fp["bn_train_mode"] is False
+    assert run(fp_ckpt, tmp_path / "fp2", *flags, "--bn_train_mode")["bn_train_mode"] is True  # explicit wins

@@ -86,7 +86,16 @@ def test_channels_last_stays_channels_last_and_computes_the_same():
     torch.manual_seed(1)
     mse_c, kld_c = cl(x, 2)
     assert layouts and all(layouts), f"{layouts.count(False)} of {len(layouts)} activations left channels-last"
-    torch.testing.assert_close(mse_c, mse_p, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(kld_c, kld_p, rtol=1e-5, atol=1e-6)
-    for (name, a), b in zip(plain.named_buffers(), cl.buffers()):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6, msg=name)
+    # The layouts sum in different orders. float32 rounding over a sum of K terms grows like sqrt(K) eps
+    # relative to the sum's scale; K is at most the largest convolution fan-in (each output is such a sum,
+    # and batch norm's statistics average those outputs). A factor 8 leaves room for the chained layers.
+    fan_in = max(m.weight[0].numel() for m in plain.modules()
+                 if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
+    rel = 8 * torch.finfo(torch.float32).eps * fan_in ** 0.5
+    pairs = [("mse", mse_p, mse_c), ("kld", kld_p, kld_c)] + [
+        (name, a, b) for (name, a), b in zip(plain.named_buffers(), cl.buffers()) if a.is_floating_point()]
+    for name, a, b in pairs:
+        scale = max(a.abs().max().item(), 1e-30)
+        diff = (b - a).abs().max().item()
+        assert diff <= rel * scale, (f"{name}: largest difference {diff:.3g} exceeds {rel * scale:.3g} (float32 "
+                                     f"accumulation over up to {fan_in} terms at scale {scale:.3g})")

