@@ -5,8 +5,10 @@ the state dicts, the optimizer state, the epoch and step counters, the run's
 arguments and a format version. Random state needs no saving: the training loop
 reseeds from (seed, epoch, rank) at every epoch, so a resumed run replays exactly.
 """
+import errno
 import os
 import pickle
+import shutil
 import zipfile
 
 import torch
@@ -16,6 +18,7 @@ from models.svg import SVG, SVGConfig
 from utils import OneLineArgumentParser, atomic_write
 
 FORMAT_VERSION = 1
+FULL_DISK_BYTES = 16 << 20  # less free space than this after a failed write: the disk is full
 PROGRAM = "svg"
 
 
@@ -30,7 +33,12 @@ def save_checkpoint(path, payload):
 
     def write(tmp):
         with open(tmp, "wb") as f:
-            torch.save(payload, f)
+            try:
+                torch.save(payload, f)
+            except RuntimeError as err:  # a short write surfaces as torch's "unexpected pos" at the end
+                if shutil.disk_usage(os.path.dirname(os.path.abspath(tmp))).free < FULL_DISK_BYTES:
+                    raise OSError(errno.ENOSPC, "No space left on device", tmp) from None
+                raise OSError(errno.EIO, f"the checkpoint could not be written ({err})", tmp) from None
     atomic_write(path, write)
 
 

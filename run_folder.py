@@ -159,8 +159,10 @@ class Run:
             return RunWriteError(f"the run folder '{self.dir}' was deleted during training; nothing more can be "
                                  f"saved there")
         if err.errno == errno.ENOSPC:
+            then = (f"continue with --resume {self.dir} --niter N" if self.saved_epoch is not None
+                    else "delete the folder and start again")
             return RunWriteError(f"no space left on the device while writing to '{self.dir}'; {kept}. Free some "
-                                 f"space, then continue with --resume {self.dir} --niter N")
+                                 f"space, then {then}")
         what = f"'{err.filename}'" if err.filename else f"the run folder '{self.dir}'"
         return RunWriteError(f"could not write {what} ({err.strerror or err}); {kept}")
 

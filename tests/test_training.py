@@ -361,7 +361,7 @@ def test_disk_full_and_a_deleted_run_folder_end_with_one_line(tmp_path, monkeypa
         run_main(tmp_path, "--niter", "1")
     assert stop.value.code == 1
     err = capsys.readouterr().err
-    assert "no space left on the device" in err and "no checkpoint had been saved" in err
+    assert "no space left on the device" in err and "no checkpoint had been saved" in err and "start again" in err
     monkeypatch.setattr(checkpoint.torch, "save", real_save)
 
     import shutil
