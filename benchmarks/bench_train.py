@@ -15,7 +15,7 @@ from common import ROOT, count_flops, describe_device, matmul_tflops, peak_memor
 
 import cpu_memory
 from models.svg import SVG, SVGConfig
-from reference_2018 import reference_loss
+from tests.reference_2018 import reference_loss  # the per-step 2018 loop the tests compare with
 from utils import cpu_has_bfloat16
 
 SETTINGS = {

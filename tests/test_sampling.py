@@ -3,17 +3,26 @@ import pytest
 import torch
 
 from models.svg import SVG, SVGConfig
-from reference_2018 import reference_sample
+from reference_2018 import reference_posterior_rollout, reference_sample
 
 
-@pytest.mark.parametrize("learned_prior,last_frame_skip,skip_last,n_past", [
-    (True, False, False, 3), (False, False, False, 3), (True, True, False, 3), (True, False, True, 3),
-    (False, True, False, 2), (True, False, False, 1),
-])
-def test_sample_equals_the_2018_loop(monkeypatch, learned_prior, last_frame_skip, skip_last, n_past):
+def tiny_model(learned_prior, last_frame_skip=False, skip_last=False, bn_train=False):
     torch.manual_seed(0)
     model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32, learned_prior=learned_prior,
                           last_frame_skip=last_frame_skip, skip_from_last_conditioning=skip_last)).double().eval()
+    if bn_train:  # generate_svg_lp.py (and --bn_train_mode): batch statistics of each 2018 encoder/decoder call
+        model.encoder.train()
+        model.decoder.train()
+    return model
+
+
+@pytest.mark.parametrize("learned_prior,last_frame_skip,skip_last,n_past,bn_train", [
+    (True, False, False, 3, False), (False, False, False, 3, False), (True, True, False, 3, False),
+    (True, False, True, 3, False), (False, True, False, 2, False), (True, False, False, 1, False),
+    (True, False, False, 3, True), (False, False, False, 3, True), (True, True, False, 2, True),
+])
+def test_sample_equals_the_2018_loop(monkeypatch, learned_prior, last_frame_skip, skip_last, n_past, bn_train):
+    model = tiny_model(learned_prior, last_frame_skip, skip_last, bn_train)
     B, nsample, n_future = 2, 3, 3
     x = torch.rand(B, n_past + n_future, 1, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     steps_with_noise = range(1, n_past + n_future) if learned_prior else range(n_past, n_past + n_future)
@@ -41,18 +50,26 @@ def test_sample_equals_the_2018_loop(monkeypatch, learned_prior, last_frame_skip
     assert not torch.equal(ours[:, 0, n_past:], ours[:, 1, n_past:])  # the samples differ: the test can fail
 
 
-def test_fp_conditioning_uses_the_posterior_mean():
-    torch.manual_seed(0)
-    model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32, learned_prior=False)).eval()
-    x = torch.rand(2, 6, 1, 64, 64)
-    torch.manual_seed(3)
-    a = model.sample(x, 5, 1, nsample=2)
-    torch.manual_seed(3)
-    b = model.sample(x, 5, 1, nsample=2)
-    torch.testing.assert_close(a, b)
-    # with no noise before the first prediction, every sample's conditioning state is the same:
-    # the samples differ only through N(0, I) at the predicted step
+def test_fp_conditioning_uses_the_posterior_mean(monkeypatch):
+    """Every draw returns ones: a model that sampled z = mu + sigma during conditioning (instead of the
+    posterior mean, as generate_svg_fp.py) would predict another frame than the reference."""
+    model = tiny_model(learned_prior=False)
+    x = torch.rand(2, 6, 1, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    monkeypatch.setattr(torch, "randn_like", lambda t, *a, **k: torch.ones_like(t))
+    monkeypatch.setattr(torch, "randn", lambda *size, **k: torch.ones(*size, dtype=k.get("dtype"), device=k.get("device")))
+    ours = model.sample(x, 5, 1, nsample=2)
+    monkeypatch.undo()
+    ref = reference_sample(model, x, 5, 1, 1, lambda s: torch.ones(2, 4, dtype=torch.float64))
+    torch.testing.assert_close(ours[:, 0], ref[:, 0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("learned_prior,last_frame_skip,bn_train", [
+    (True, False, False), (False, False, False), (True, True, False), (True, False, True), (False, False, True)])
+def test_posterior_rollout_equals_the_2018_loop(learned_prior, last_frame_skip, bn_train):
+    model = tiny_model(learned_prior, last_frame_skip, bn_train=bn_train)
+    x = torch.rand(3, 7, 1, 64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     with torch.no_grad():
-        torch.manual_seed(4)
-        c = model.sample(x, 5, 1, nsample=2)
-    assert not torch.equal(a[:, :, 5], c[:, :, 5])
+        ours = model.posterior_rollout(x, 3)
+        ref = reference_posterior_rollout(model, x, 3)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(ours[:, 3:], x[:, 3:])  # frames from n_past on are generated

@@ -78,6 +78,30 @@ def reference_loss_fp(model, x, n_past):
     return mse, kld
 
 
+def reference_posterior_rollout(model, x, n_past):
+    """(B, T, C, H, W): make_gifs' "approximate posterior" of 2018 generate_svg_lp.py / _fp.py: per step,
+    encode the last frame and the true next one, z = the posterior mean, decode from n_past on."""
+    B, T = x.shape[:2]
+    cfg = model.config
+    pred = model.frame_predictor.init_state(B, x.device, x.dtype)
+    post = model.posterior.init_state(B, x.device, x.dtype)
+    x_in, frames, skip = x[:, 0], [x[:, 0]], None
+    for i in range(1, T):
+        h, skip_i = model.encoder(x_in)
+        h_target = model.encoder(x[:, i])[0]
+        if cfg.last_frame_skip or i < n_past or (cfg.skip_from_last_conditioning and i == n_past) or skip is None:
+            skip = skip_i
+        (z, _), post = model.posterior(h_target, post)   # the mean
+        if i < n_past:
+            _, pred = model.frame_predictor(torch.cat([h, z], 1), pred)
+            x_in = x[:, i]
+        else:
+            h_pred, pred = model.frame_predictor(torch.cat([h, z], 1), pred)
+            x_in = model.decoder(h_pred, skip)
+        frames.append(x_in)
+    return torch.stack(frames, 1)
+
+
 def reference_sample(model, x, n_past, n_future, nsample, noise):
     """(B, nsample, n_past + n_future, C, H, W) sampled the 2018 way."""
     B = x.shape[0]
