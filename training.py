@@ -573,6 +573,11 @@ def set_up(args, ckpt, learned_prior, rank, world, device, run, start_epoch):
 
 def open_tensorboard(run):
     """A SummaryWriter into <run>/tensorboard; a clear usage error when the package is missing."""
+    # TensorBoard imports TensorFlow when it is installed (the BAIR converter's dependency), and TensorFlow
+    # beside PyTorch in one process can crash it (a segfault, seen with tensorflow-cpu 2.21). An importable
+    # 'tensorboard.compat.notf' is TensorBoard's own switch to its TensorFlow-free stub (its no_tensorflow build).
+    import types
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
@@ -602,7 +607,8 @@ def progress_bar(epoch, epoch_size):
 def run_epoch(s, epoch):
     """One epoch of training; returns the summed (mse, kld) averaged over ranks, and its seconds.
 
-    The losses are read back (a host-device sync) and checked for NaN every LOG_EVERY iterations.
+    The losses are read back and checked for NaN at the first iteration and then every LOG_EVERY
+    iterations on a GPU (each read is a host-device sync), every iteration on the CPU.
     """
     args = s.args
     torch.manual_seed(derived_seed(args.seed, epoch, s.rank))  # every epoch replayable on resume
@@ -615,7 +621,9 @@ def run_epoch(s, epoch):
         mse, kld = train_step(s.net, s.optimizer, x.to(s.device, non_blocking=True), args)
         s.step += 1
         sums += torch.stack([mse, kld])
-        if (it + 1) % LOG_EVERY == 0 or it + 1 == args.epoch_size:
+        # read the losses back (a host-device sync on a GPU, free on the CPU): the first iteration, then
+        # every LOG_EVERY on a GPU and every iteration on the CPU, so the bar shows losses from the start
+        if it == 0 or (it + 1) % LOG_EVERY == 0 or it + 1 == args.epoch_size or s.device.type == "cpu":
             mse_sum, kld_sum = global_mean(sums, s.world).tolist()  # every rank sees a NaN anywhere
             if not (math.isfinite(mse_sum) and math.isfinite(kld_sum)):
                 kept = (f"the last good checkpoint ({s.run.checkpoint}) is kept" if os.path.exists(s.run.checkpoint)
