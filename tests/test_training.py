@@ -98,20 +98,20 @@ def test_all_2018_optimizers_train(tmp_path, optimizer):
 
 
 def test_training_lowers_the_loss_on_a_fixed_batch():
+    """training.train_step and make_optimizer, as the loop calls them, on one batch."""
+    from types import SimpleNamespace
+
     from models.svg import SVG, SVGConfig
     torch.manual_seed(0)
     model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.9, 0.999))
+    settings = SimpleNamespace(amp=False, n_past=2, beta=1e-4, lr=2e-3, beta1=0.9)
+    opt = training.make_optimizer("adam", model.parameters(), settings)
     x = torch.rand(4, 4, 1, 64, 64) ** 4
     losses = []
     for _ in range(5):
         torch.manual_seed(1)
-        mse, kld = model(x, 2)
-        loss = mse + 1e-4 * kld
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+        mse, kld = training.train_step(model, opt, x, settings)
+        losses.append((mse + settings.beta * kld).item())
     assert losses[-1] < 0.8 * losses[0]
 
 
