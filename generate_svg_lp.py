@@ -19,7 +19,8 @@ import cpu_memory
 from checkpoint import CheckpointError, describe_source, load_model
 from data import DataError, load_dataset
 from data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
-from metrics import SSIM_VARIANTS, mean_confidence, psnr, ssim
+from evaluation import METRICS, best_of_n, best_sample, score_samples, summarise
+from metrics import SSIM_VARIANTS, psnr, ssim
 from plots import plot_metrics
 from utils import (DeviceError, OneLineArgumentParser, UsageError, choose_device, derived_seed, file_sha256, framed, labelled_grid, labelled_row,
                    save_gif, save_png, write_json)
@@ -91,11 +92,11 @@ def evaluate_batch(model, x, n_past, n_future, nsample, rollout_batch, ssim_vari
     for start in range(0, nsample, chunk):
         s = model.sample(x, n_past, n_future, nsample=min(chunk, nsample - start))     # (B, s, T, C, H, W)
         pred = s[:, :, n_past:]
-        ss = ssim(pred, truth[:, None].expand_as(pred), ssim_variant)                   # (B, s, n_future)
+        ss, ps = score_samples(pred, truth, ssim_variant)                              # (B, s, n_future)
         ssims.append(ss)
-        psnrs.append(psnr(pred, truth[:, None].expand_as(pred)))
+        psnrs.append(ps)
         # keep the best-mean-SSIM sample seen so far and the pre-drawn random samples
-        score, idx = ss.mean(2).max(1)
+        idx, score = best_sample(ss)
         better = score > best_score
         best_score = torch.where(better, score, best_score)
         best_frames[better] = s[better, idx[better]]
@@ -121,9 +122,6 @@ def write_sequence_visuals(log_dir, index, truth, posterior, best, randoms, n_pa
     save_png(os.path.join(log_dir, f"test_{index:04d}.png"), labelled_grid(framed_rows, labels))
 
 
-# metrics.csv columns. ssim_best is the SSIM of the best-mean-SSIM sample, which is also the 2018 choice;
-# psnr_2018 is the PSNR of that same sample (the 2018 GIFs' "best"), psnr_best that of the best-mean-PSNR sample.
-METRICS = ("ssim_best", "psnr_best", "psnr_2018", "ssim_posterior", "psnr_posterior")
 
 
 def load(args):
@@ -215,13 +213,9 @@ def evaluate(args, model, device, test, n_past, n_future):
         posterior = model.posterior_rollout(x, n_past)
         ss, ps, best, randoms = evaluate_batch(model, x, n_past, n_future, args.nsample, args.rollout_batch,
                                                args.ssim, gen)
-        ss, ps = ss.cpu(), ps.cpu()                                           # (B, nsample, n_future)
-        rows = torch.arange(x.shape[0])
-        best_ssim, best_psnr = ss.mean(2).argmax(1), ps.mean(2).argmax(1)
         truth, post = x[:, n_past:], posterior[:, n_past:]
-        per_batch["ssim_best"].append(ss[rows, best_ssim])
-        per_batch["psnr_best"].append(ps[rows, best_psnr])
-        per_batch["psnr_2018"].append(ps[rows, best_ssim])
+        for name, values in best_of_n(ss.cpu(), ps.cpu()).items():         # each (B, n_future)
+            per_batch[name].append(values)
         per_batch["ssim_posterior"].append(ssim(post, truth, args.ssim).cpu())
         per_batch["psnr_posterior"].append(psnr(post, truth).cpu())
         if not args.no_gifs:
@@ -237,14 +231,6 @@ def evaluate(args, model, device, test, n_past, n_future):
         return metrics, None, fake_stats.n
     (mu_r, s_r, _), (mu_f, s_f, n_frames) = real_stats.result(), fake_stats.result()
     return metrics, frechet_distance_from_statistics(mu_r, s_r, mu_f, s_f), n_frames
-
-
-def summarise(metrics, n_past):
-    """metrics_summary.csv rows: per time step, each metric's mean and 95% interval over sequences."""
-    stats = {k: mean_confidence(v) for k, v in metrics.items()}               # each: ((n_future,), (n_future,))
-    n_future = next(iter(metrics.values())).shape[1]
-    return [{"t": n_past + t, **{f"{k}_{part}": stats[k][j][t].item() for k in METRICS
-                                 for j, part in enumerate(("mean", "ci95"))}} for t in range(n_future)]
 
 
 def write_outputs(args, ckpt, metrics, summary_rows, fd_value, n_past, n_future, test_digits=None):

@@ -22,6 +22,7 @@ from data import DATASET_CHANNELS, DATASETS, DataError, load_dataset
 from data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
 from models import BACKBONES
 from models.svg import SVG, SVGConfig
+from evaluation import lowest_error_sample
 from plots import plot_losses
 from run_folder import Run, RunWriteError, TrainingInterrupted, ignore_sigterm, sigterm_as_interrupt
 from utils import DeviceError, OneLineArgumentParser, UsageError, choose_device, cpu_has_bfloat16, derived_seed, image_grid, save_gif, save_png, write_json
@@ -250,7 +251,7 @@ def plot_samples(model, x, n_past, n_rec, epoch, run):
     learned_prior = model.config.learned_prior
     samples = model.sample(x, n_past, n_eval - n_past, nsample=PLOT_SAMPLES if learned_prior else FP_PLOT_SAMPLES)
     if learned_prior:                                                                # samples: (R, S, T, C, H, W)
-        best = ((samples - x[:, None]) ** 2).flatten(2).sum(2).argmin(1)             # lowest error of (R, S)
+        best = lowest_error_sample(samples, x)
         rand = torch.randint(PLOT_SAMPLES, (x.shape[0], 4))
     rows, gif_frames = [], [[] for _ in range(n_eval)]
     for r in range(x.shape[0]):

@@ -17,7 +17,7 @@ sys.path.insert(0, ROOT)
 
 from checkpoint import load_model  # noqa: E402
 from data.moving_mnist import MovingMNIST  # noqa: E402
-from metrics import ssim  # noqa: E402
+from evaluation import best_sample, score_samples  # noqa: E402
 from models.svg import SVG, SVGConfig  # noqa: E402
 
 DEFAULT = os.path.join(ROOT, "pretrained_models", "svglp_smmnist2.pth")
@@ -43,9 +43,8 @@ def best_prior_ssim(model, x, n_past=5, n_frames=5, nsample=10):
     """Mean over sequences of the best (of nsample) mean SSIM over the first n_frames predictions."""
     torch.manual_seed(0)
     samples = model.eval().sample(x[:, :n_past + n_frames], n_past, n_frames, nsample=nsample)
-    pred = samples[:, :, n_past:]
-    score = ssim(pred, x[:, None, n_past:n_past + n_frames].expand_as(pred)).mean(2)
-    return score.max(1).values.mean().item()
+    ssims, _ = score_samples(samples[:, :, n_past:], x[:, n_past:n_past + n_frames])
+    return best_sample(ssims)[1].mean().item()
 
 
 def untrained_like(ckpt):
