@@ -26,6 +26,22 @@ class CheckpointError(Exception):
     """The file is missing, corrupt or not a checkpoint of this program; the message says which."""
 
 
+def build_checkpoint(config, model, epoch, step, args, optimizer=None, optimizer_name=None, digit_source=None,
+                     mse=None, kld=None, converted_from=None):
+    """The checkpoint schema, built in one place (training, the 2018 reader and the tests use it).
+
+    config: the SVGConfig dict (rebuilds the model); model / optimizer: state dicts; epoch, step:
+    the last finished epoch and the updates so far; args: the run's settings as plain values (they
+    also hold dataset, n_past and n_future: each fact is stored once); the optional rest as named.
+    """
+    ckpt = {"kind": "svg-lp" if config["learned_prior"] else "svg-fp", "config": dict(config), "model": model,
+            "epoch": epoch, "step": step, "args": dict(args)}
+    optional = {"optimizer": optimizer, "optimizer_name": optimizer_name, "digit_source": digit_source,
+                "mse": mse, "kld": kld, "converted_from": converted_from}
+    ckpt.update({k: v for k, v in optional.items() if v is not None})
+    return ckpt
+
+
 def save_checkpoint(path, payload):
     """Write payload atomically; a full disk raises OSError(ENOSPC) (through a file object torch.save
     reports the system's error instead of its own 'unexpected pos')."""
@@ -94,7 +110,7 @@ def _load_2018(path):
                               f"file: {err}") from err
     except OSError as err:
         raise CheckpointError(f"'{path}' cannot be read ({err})") from err
-    return dict(ckpt, format_version=FORMAT_VERSION, program=PROGRAM)
+    return dict(build_checkpoint(**ckpt), format_version=FORMAT_VERSION, program=PROGRAM)
 
 
 def describe_source(ckpt):

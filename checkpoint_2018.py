@@ -327,7 +327,8 @@ def _whole_number(opt, name, default=None):
 
 
 def read_2018_checkpoint(path):
-    """Read a 2018 model file; returns a checkpoint dict of this project (config, model, args, ...).
+    """Read a 2018 model file; returns the fields of this project's checkpoint (config, model, epoch,
+    step, args, converted_from), which ``checkpoint.build_checkpoint`` turns into one.
 
     Raises Checkpoint2018Error for a file that is not one, is corrupt, refers to a global outside
     the allowlist, lacks a part, or whose weights do not fit the configuration in its ``opt``.
@@ -396,7 +397,7 @@ def read_2018_checkpoint(path):
         args["prior_rnn_layers"] = config["prior_rnn_layers"]
     args.setdefault("dataset", "smmnist")
     return {
-        "kind": "svg-lp" if learned_prior else "svg-fp", "config": config, "model": state,
+        "config": config, "model": state,
         "epoch": -1,  # unknown: continued training starts at epoch 0 with a fresh optimizer, as in 2018
         "step": 0, "args": args,
         "converted_from": {"format": SOURCE_FORMAT, "file": os.path.basename(path), "sha256": file_sha256(path)},

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 import cpu_memory
-from checkpoint import CheckpointError, build_model, check_training_fields, describe_source, load_checkpoint, save_checkpoint
+from checkpoint import CheckpointError, build_checkpoint, build_model, check_training_fields, describe_source, load_checkpoint, save_checkpoint
 from data import DATASET_CHANNELS, DATASETS, DataError, load_dataset
 from data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
 from models import BACKBONES
@@ -667,11 +667,10 @@ def end_of_epoch(s, epoch, sums, seconds, learned_prior):
         f.write(line + "\n")
     plot_losses(s.run.metrics, os.path.join(s.run.dir, "losses.png"))
     s.say(f"[{epoch:02d}] plots written in {time.time() - t_plot:.0f} s; saving the checkpoint", flush=True)
-    save_checkpoint(s.run.checkpoint, {
-        "kind": "svg-lp" if learned_prior else "svg-fp", "config": s.model.config.to_dict(),
-        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict(), "optimizer_name": args.optimizer,
-        "epoch": epoch, "step": s.step, "args": format_args(args), "digit_source": s.digit_source,
-        "mse": epoch_mse, "kld": epoch_kld})  # dataset, n_past, n_future: in args, stored once
+    save_checkpoint(s.run.checkpoint, build_checkpoint(
+        s.model.config.to_dict(), s.model.state_dict(), epoch, s.step, format_args(args),
+        optimizer=s.optimizer.state_dict(), optimizer_name=args.optimizer, digit_source=s.digit_source,
+        mse=epoch_mse, kld=epoch_kld))
     s.run.saved_epoch = epoch
 
 

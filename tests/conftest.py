@@ -17,14 +17,13 @@ def make_checkpoint(path, seed=0, **config):
     """A small, randomly initialised SVG checkpoint in the training scripts' format."""
     import torch
 
-    from checkpoint import save_checkpoint
+    from checkpoint import build_checkpoint, save_checkpoint
     from models.svg import SVG, SVGConfig
     torch.manual_seed(seed)
     cfg = SVGConfig(**{"g_dim": 16, "z_dim": 4, "rnn_size": 32, **config})
     model = SVG(cfg)
-    save_checkpoint(str(path), {"kind": "svg-lp" if cfg.learned_prior else "svg-fp", "config": cfg.to_dict(),
-                                "model": model.state_dict(), "epoch": 0, "step": 0,
-                                "args": {"dataset": "smmnist", "n_past": 2, "n_future": 2}})
+    save_checkpoint(str(path), build_checkpoint(cfg.to_dict(), model.state_dict(), 0, 0,
+                                                {"dataset": "smmnist", "n_past": 2, "n_future": 2}))
     return str(path)
 
 
