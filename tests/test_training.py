@@ -70,6 +70,7 @@ def test_fp_run_has_no_prior(tmp_path):
     ckpt = load_checkpoint(run.checkpoint)
     assert ckpt["kind"] == "svg-fp" and not any(k.startswith("prior.") for k in ckpt["model"])
     assert "predictor-posterior-rnn_layers" in run.dir
+    assert "-last_frame_skip=0-" in run.dir   # the 2018 FP script wrote the flag with %d
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "sgd"])
