@@ -6,6 +6,12 @@ DATASET_CHANNELS = {"smmnist": 1, "bair": 3, "kth": 1}
 BAIR_FRAMES = 30  # frames recorded per BAIR trajectory
 
 
+def kth_frame_name(index, size):
+    """A KTH frame's file name: index (1-based) as an int, or ffmpeg's '%03d' pattern for the decoder."""
+    number = index if isinstance(index, str) else f"{index:03d}"
+    return f"image-{number}_{size}x{size}.png"
+
+
 class DataError(Exception):
     """A dataset cannot be used as asked (missing folder, wrong settings); the message says why."""
 

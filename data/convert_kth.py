@@ -20,17 +20,13 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from data import run_conversion  # noqa: E402
+from data import kth_frame_name, run_conversion  # noqa: E402
 
 CLASSES = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
 TRAIN_PERSONS = range(1, 21)
 TEST_PERSONS = range(21, 26)
 FRAME_RATE = 25
 VIDEO_RE = re.compile(r"^(person(\d+)_([a-z]+)_d(\d+))(_uncomp)?\.avi$")  # matched on the lower-cased name
-
-
-def frame_name(index, size):
-    return f"image-{index:03d}_{size}x{size}.png"
 
 
 def read_sequence_annotations(data_dir):
@@ -71,7 +67,7 @@ def decode(ffmpeg, avi, out_dir, size):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     cmd = [ffmpeg, "-v", "error", "-nostdin", "-i", avi, "-r", str(FRAME_RATE), "-vf", f"scale={size}:{size}",
-           "-pix_fmt", "gray", "-f", "image2", os.path.join(tmp, f"image-%03d_{size}x{size}.png")]
+           "-pix_fmt", "gray", "-f", "image2", os.path.join(tmp, kth_frame_name("%03d", size))]
     res = subprocess.run(cmd, capture_output=True, text=True)
     decoded = len(os.listdir(tmp))
     expected = avi_header_frames(avi)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data import DataError
+from data import DataError, kth_frame_name
 
 TRAIN_LENGTH = 2 ** 62
 TEST_SEED = 20180102
@@ -51,7 +51,7 @@ class KTH(Dataset):
 
     def _frames(self, video, first):
         d = os.path.join(self.root, video["class"], video["vid"])
-        imgs = [iio.imread(os.path.join(d, f"image-{first + i:03d}_{self.size}x{self.size}.png"))
+        imgs = [iio.imread(os.path.join(d, kth_frame_name(first + i, self.size)))
                 for i in range(self.seq_len)]
         x = np.stack([i if i.ndim == 2 else i[..., 0] for i in imgs]).astype(np.float32) / 255.0
         return torch.from_numpy(x)[:, None]
