@@ -8,7 +8,6 @@ frechet_distance_vs_noise.png and frechet_distance_vs_time.png.
 import argparse
 import os
 import sys
-import tempfile
 
 import matplotlib
 
@@ -21,7 +20,7 @@ from checkpoint import CheckpointError  # noqa: E402
 from data import DataError  # noqa: E402
 from data.moving_mnist import TEST_LENGTH, MovingMNIST  # noqa: E402
 from frechet_distance import FrechetDistanceCalculator, InputError  # noqa: E402
-from utils import DeviceError, OneLineArgumentParser, UsageError  # noqa: E402
+from utils import DeviceError, OneLineArgumentParser, UsageError, writable_folder  # noqa: E402
 
 
 def line_plot(path, x, y, xlabel, title):
@@ -55,13 +54,7 @@ def check_args(args):
     if not 2 <= args.num_sequences <= TEST_LENGTH:
         raise UsageError(f"--num_sequences must be between 2 and {TEST_LENGTH} (a distance compares sets of at "
                          f"least 2 frames), got {args.num_sequences}")
-    if os.path.exists(args.out_dir) and not os.path.isdir(args.out_dir):
-        raise UsageError(f"--out_dir '{args.out_dir}' is a file; pass a folder")
-    try:
-        os.makedirs(args.out_dir, exist_ok=True)
-        tempfile.TemporaryFile(dir=args.out_dir).close()
-    except OSError as err:
-        raise UsageError(f"--out_dir '{args.out_dir}' cannot be written ({err.strerror}); pass a writable folder") from None
+    writable_folder(args.out_dir, "--out_dir")
 
 
 def run(args):

@@ -11,7 +11,6 @@ import csv
 import json
 import os
 import sys
-import tempfile
 
 import torch
 
@@ -22,7 +21,7 @@ from data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
 from evaluation import METRICS, best_of_n, best_sample, score_samples, summarise
 from metrics import SSIM_VARIANTS, psnr, ssim
 from plots import plot_metrics
-from utils import (DeviceError, OneLineArgumentParser, UsageError, choose_device, derived_seed, file_sha256, framed, labelled_grid, labelled_row,
+from utils import (DeviceError, writable_folder, OneLineArgumentParser, UsageError, choose_device, derived_seed, file_sha256, framed, labelled_grid, labelled_row,
                    save_gif, save_png, write_json)
 
 # The paper's test protocol per dataset: (n_past, n_future)
@@ -169,16 +168,6 @@ def load(args):
     return model, ckpt, device, test, n_past, n_future
 
 
-def prepare_log_dir(log_dir):
-    """Create --log_dir and check that it can be written, before any sampling."""
-    if os.path.exists(log_dir) and not os.path.isdir(log_dir):
-        raise UsageError(f"--log_dir '{log_dir}' is a file; pass a folder")
-    try:
-        os.makedirs(log_dir, exist_ok=True)
-        tempfile.TemporaryFile(dir=log_dir).close()
-    except OSError as err:
-        raise UsageError(f"--log_dir '{log_dir}' cannot be written ({err.strerror}); pass a writable folder") from None
-
 
 def warn_if_other_digits(ckpt, test_source):
     """SM-MNIST: say which digits the test sequences use, and warn when the model was trained on others."""
@@ -264,7 +253,7 @@ def write_outputs(args, ckpt, metrics, summary_rows, fd_value, n_past, n_future,
 def generate(args):
     """Load, evaluate, summarise, write: the whole of generate_svg_lp.py."""
     model, ckpt, device, test, n_past, n_future = load(args)
-    prepare_log_dir(args.log_dir)
+    writable_folder(args.log_dir, "--log_dir")  # before any sampling
     metrics, fd_value, n_frames = evaluate(args, model, device, test, n_past, n_future)
     summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), fd_value, n_past, n_future,
                             getattr(test, "digit_source", None))

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 

@@ -113,6 +113,17 @@ def atomic_write(path, write):
         raise
 
 
+def writable_folder(path, flag):
+    """Create folder path (the value of flag) and check that it can be written; else a UsageError naming flag."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{flag} '{path}' is a file; pass a folder")
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as err:
+        raise UsageError(f"{flag} '{path}' cannot be written ({err.strerror}); pass a writable folder") from None
+
+
 def file_sha256(path):
     """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
