@@ -12,12 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a training step's pattern in miniature: tensors over glibc's 32 MB mmap threshold, allocated,
 # touched and freed together, round after round; prints the minor page faults of the last 3 rounds
 # (the heap settles within a few rounds, as training's does)
-REALLOCATE = """
-import resource, sys
-import torch
-sys.path.insert(0, {root!r})
-import cpu_memory
-applied = cpu_memory.keep_freed_memory() if sys.argv[1] == "keep" else None
+REALLOCATION_ROUNDS = """
 def step():
     tensors = [torch.empty(mb * 2 ** 18).fill_(1.0) for mb in (40, 100, 64, 200)]
     del tensors
@@ -26,7 +21,16 @@ for _ in range(8):
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(3):
     step()
-print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+"""
+REALLOCATE = """
+import resource, sys
+import torch
+sys.path.insert(0, {root!r})
+import cpu_memory
+applied = cpu_memory.keep_freed_memory() if sys.argv[1] == "keep" else None
+""" + REALLOCATION_ROUNDS + """
+print(applied, faults)
 """
 
 
@@ -58,15 +62,8 @@ try:
     {call}
 except SystemExit:
     pass
-def step():
-    tensors = [torch.empty(mb * 2 ** 18).fill_(1.0) for mb in (40, 100, 64, 200)]
-    del tensors
-for _ in range(8):
-    step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
-    step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+""" + REALLOCATION_ROUNDS + """
+print(faults)
 """
 
 
