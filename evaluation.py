@@ -1,4 +1,4 @@
-"""The best-of-N evaluation protocol in one place: score samples, choose the best one, summarise.
+"""The best-of-N evaluation protocol in one place: presets, score samples, choose the best one, summarise.
 
 Every caller (generate_svg_lp.py, the per-epoch training plots, pretrained_models/check_quality.py)
 chooses "the best sample" through these functions, so the rule cannot drift between them:
@@ -12,6 +12,29 @@ from metrics import mean_confidence, psnr, ssim
 
 # metrics.csv columns, in order
 METRICS = ("ssim_best", "psnr_best", "psnr_2018", "ssim_posterior", "psnr_posterior")
+
+# Evaluation presets, as data. "flags": generate_svg_lp.py defaults the preset sets (explicit flags win);
+# "settings": per dataset (n_past, n_future, test sequences N).
+PAPER_SETTINGS = {"smmnist": (5, 20, 256), "kth": (10, 30, 256), "bair": (2, 28, 256)}
+PROTOCOLS = {
+    # ours: the paper's horizons, standard SSIM, eval-mode batch norm, 256 sequences
+    "ours": {"flags": {}, "settings": PAPER_SETTINGS},
+    # 2018: every choice of the 2018 generate_svg_lp.py / generate_svg_fp.py (bn_train_mode None: train mode for
+    # LP, whose 2018 script left batch norm in train mode; eval mode for FP, whose script called .eval())
+    "2018": {"flags": {"ssim": "2018", "bn_train_mode": None, "n_past": 2, "n_future": 28}, "settings": PAPER_SETTINGS},
+    # srvp: the tables of SRVP (Franceschi et al. 2020) and SLAMP (Akan et al. 2021): 100 samples, the best per
+    # sequence chosen per metric on its mean over the predicted frames, standard SSIM, PSNR, FVD
+    "srvp": {"flags": {"ssim": "standard", "bn_train_mode": False, "nsample": 100, "no_fvd": False},
+             "settings": {"smmnist": (5, 20, 5000), "kth": (10, 30, 1000), "bair": (2, 28, 256)}},
+}
+
+
+def protocol_setting(protocol, dataset, n_past=None, n_future=None, n=None, fallback=(5, 10)):
+    """(n_past, n_future, N) of a protocol on a dataset; explicit values win. ``fallback``: the horizons
+    of a dataset no preset knows (the model's training horizons)."""
+    d_past, d_future, d_n = PROTOCOLS[protocol]["settings"].get(dataset, (*fallback, 256))
+    return (d_past if n_past is None else n_past, d_future if n_future is None else n_future,
+            d_n if n is None else n)
 
 
 def score_samples(samples, truth, ssim_variant="standard"):
@@ -43,6 +66,16 @@ def best_of_n(ssims, psnrs):
 def lowest_error_sample(samples, x):
     """Index (B,) of the sample with the smallest summed squared error to x over all frames (2018 training plot)."""
     return ((samples - x[:, None]) ** 2).flatten(2).sum(2).argmin(1)
+
+
+def table(metrics):
+    """The tables' shape: per metric, the mean over the predicted frames of each sequence, then its mean and
+    95% interval over sequences: {metric: {"mean", "ci95"}}."""
+    out = {}
+    for name, values in metrics.items():                       # (N, n_future)
+        mean, ci = mean_confidence(values.double().mean(1))
+        out[name] = {"mean": mean.item(), "ci95": ci.item()}
+    return out
 
 
 def summarise(metrics, n_past):

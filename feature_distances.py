@@ -1,10 +1,12 @@
 """The mathematics of feature distances, on features alone: statistics, the Fréchet distance, KID.
 
-Shared by every feature extractor (the SVG encoder in ``frechet_distance.py``). Statistics are
+Shared by every feature extractor (the SVG encoder in ``frechet_distance.py``, I3D in ``fvd.py``),
+whose calculators get their common methods from ``FeatureSets``. Statistics are
 accumulated in float64 (``RunningStatistics``); the Fréchet distance uses an exact trace (no
 ``sqrtm``); inputs are checked to be real, finite numbers of matching shapes.
 """
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -19,6 +21,9 @@ PSD_TOLERANCE = 1e-8  # relative: asymmetry and negative eigenvalues allowed in 
 
 def real_array(values, name):
     """values as a float64 array; complex, text, object or boolean values are an InputError."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor (any device, with or without grad)
+        values = values.detach().cpu()
+        values = (values.double() if values.is_floating_point() else values).numpy()  # bfloat16 has no numpy type
     try:
         a = np.asarray(values)
     except (TypeError, ValueError) as err:
@@ -181,3 +186,54 @@ def load_statistics(path):
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
         raise InputError(f"'{path}': mu {mu.shape} and sigma {sigma.shape} are not a (d,) mean and (d, d) covariance")
     return mu, sigma
+
+
+class FeatureSets:
+    """What a calculator does with a feature extractor: features, statistics, saved statistics, distances.
+
+    A subclass defines ``feature_batches(items, batch_size)`` (float64 (b, d) arrays, streamed),
+    ``feature_dim`` and ``item`` (the word its messages use: "image", "video").
+    """
+    item = "item"
+    small_set_advice = "compare sets of equal size"
+    mu = sigma = n = None
+
+    def feature_batches(self, items, batch_size=None):
+        raise NotImplementedError
+
+    def warn_if_small(self, n):
+        if n <= self.feature_dim:  # rank n - 1 < d: the covariance is singular
+            warnings.warn(f"a set has {n} {self.item}s, not more than the feature dimension {self.feature_dim}: the "
+                          f"covariance is singular and the distance is strongly biased; {self.small_set_advice}",
+                          stacklevel=3)
+
+    def extract_features(self, items, batch_size=None):
+        """(N, d) float64 numpy features (items: an array, a tensor, or an iterable of batches)."""
+        out = list(self.feature_batches(items, batch_size))
+        if not out:
+            raise InputError(f"the {self.item} set is empty")
+        return np.concatenate(out)
+
+    def compute_statistics(self, items):
+        """(mu, sigma, n) of the features, streamed in float64; also kept for save_statistics()."""
+        stats = RunningStatistics()
+        for features in self.feature_batches(items):
+            stats.update(features)
+        self.mu, self.sigma, self.n = stats.result()
+        self.warn_if_small(self.n)
+        return self.mu, self.sigma, self.n
+
+    def save_statistics(self, path):
+        """Write the statistics of the last compute_statistics() to an .npz (mu, sigma, n); returns the path."""
+        if self.mu is None:
+            raise RuntimeError(f"call compute_statistics({self.item}s) before save_statistics(path)")
+        return save_statistics(path, self.mu, self.sigma, self.n)
+
+    def distance(self, items1, items2, batch_size=None):
+        """The Fréchet distance between two sets of at least 2 items each (from features: exact for any N)."""
+        f1, f2 = self.extract_features(items1, batch_size), self.extract_features(items2, batch_size)
+        for f in (f1, f2):
+            if len(f) < 2:
+                raise InputError(f"each set needs at least 2 {self.item}s, got {len(f)}")
+            self.warn_if_small(len(f))
+        return frechet_distance_from_features(f1, f2)

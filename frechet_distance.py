@@ -19,88 +19,24 @@ encoder's latent vector (the default feature) describes pose and motion more tha
 import argparse
 import os
 import sys
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from feature_distances import (InputError, RunningStatistics, frechet_distance_from_features,  # noqa: F401
+from feature_distances import (FeatureSets, InputError, RunningStatistics, frechet_distance_from_features,  # noqa: F401
                                frechet_distance_from_statistics, kernel_distance_from_features, load_statistics,
                                save_statistics)
 from pretrained import (_MODEL_CACHE, DEFAULT_MODEL_PATH, PRETRAINED, clear_model_cache, load_encoder,  # noqa: F401
                         resolve_model_path)
+from image_inputs import checked_images, in_value_range, infer_value_range, set_range  # noqa: F401
 from utils import DeviceError, OneLineArgumentParser
 
 FEATURES = ("latent", "latent+skips")
 
 
-# ----------------------------------------------------------------------------- images
-def _to_tensor(images):
-    if isinstance(images, np.ndarray):
-        if images.dtype.kind not in "uif":
-            raise InputError(f"images must be numeric, got dtype {images.dtype}")
-        if not images.dtype.isnative:  # big-endian data (e.g. from another machine's file): torch needs native
-            images = images.astype(images.dtype.newbyteorder("="))
-        images = torch.from_numpy(np.ascontiguousarray(images))
-    if not isinstance(images, torch.Tensor):
-        raise InputError(f"images must be a torch tensor or numpy array, got {type(images).__name__}")
-    if images.dtype == torch.bool or images.is_complex():
-        raise InputError(f"images must be real numbers, got dtype {images.dtype}")
-    return images
-
-
-def _checked_images(images):
-    """(float32 (N, C, H, W) tensor, was_integer, min, max) after the shape, dtype and finiteness checks."""
-    x = _to_tensor(images)
-    if x.dim() == 5:
-        x = x.reshape(-1, *x.shape[2:])
-    if x.dim() != 4:
-        raise InputError(f"images must be (N, C, H, W) or (N, T, C, H, W), got shape {tuple(x.shape)}")
-    if x.shape[0] == 0:
-        raise InputError("the image set is empty")
-    if x.shape[2] == 0 or x.shape[3] == 0:
-        raise InputError(f"images have zero height or width: shape {tuple(x.shape)}")
-    if x.shape[1] not in (1, 3):
-        raise InputError(f"images must have 1 or 3 channels in dimension 1 (N, C, H, W), got {x.shape[1]}; "
-                         "channels-last arrays need .permute(0, 3, 1, 2)")
-    integer = not x.is_floating_point()
-    x = x.float() if integer else x.to(torch.float32)
-    if not torch.isfinite(x).all():
-        raise InputError("images contain NaN or infinite values")
-    lo, hi = (v.item() for v in torch.aminmax(x))  # one pass, read once for the range rule and its check
-    return x, integer, lo, hi
-
-
-def infer_value_range(lo, hi, integer):
-    """The range rule of the module docstring, from one batch's extremes: (0, 1) or (0, 255)."""
-    if integer or (hi > 2 and lo >= 0):
-        return (0, 255)
-    if lo >= 0 and hi <= 1:
-        return (0, 1)
-    if lo >= 0 and hi <= 2:
-        raise InputError(f"float images with maximum {hi:.3g} are ambiguous (between [0, 1] and [0, 255]); "
-                         "pass value_range=(0, 1) or (0, 255)")
-    raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside [0, 1] and [0, 255]; "
-                     "rescale them or pass value_range=(low, high)")
-
-
-def _value_range_pair(value_range):
-    try:
-        low, high = (float(v) for v in value_range)
-    except (TypeError, ValueError):
-        raise InputError(f"value_range must be a pair (low, high) such as (0, 1) or (0, 255), got {value_range!r}") from None
-    if not (np.isfinite(low) and np.isfinite(high) and high > low):
-        raise InputError(f"value_range must be finite with high > low, got {value_range!r}")
-    return low, high
-
-
-def _normalised(x, lo, hi, value_range, width, channels, origin="value_range"):
-    low, high = _value_range_pair(value_range)
-    if lo < low - 1e-6 or hi > high + 1e-6:
-        raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside the range {value_range} set by {origin}; "
-                         f"pass value_range= for the whole set")
-    x = (x - low) / (high - low)
+def _normalised(x, lo, hi, value_range, width, channels, origin="value_range", clip=False):
+    x = in_value_range(x, lo, hi, value_range, origin, clip)
     if x.shape[1] != channels:
         if channels == 1:  # ITU-R 601 luma, as PIL's convert('L')
             x = (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -111,27 +47,65 @@ def _normalised(x, lo, hi, value_range, width, channels, origin="value_range"):
     return x.contiguous()
 
 
-class FrechetDistanceCalculator:
-    """Features, statistics and distances with one SVG encoder (loaded once, cached)."""
+SRVP_FD_SQRT_TRACE_METHODS = ("schur", "svd")
+DEFAULT_BATCH_SIZE = 100
 
-    def __init__(self, model_path=None, dataset=None, device=None, batch_size=100, features="latent",
-                 value_range=None, model=None):
-        """``model``: an SVG model already in memory, whose encoder is used instead of loading a file."""
+
+def _batch_size(batch_size):
+    """batch_size checked; None (srvp-fd's default) is our default: the result does not depend on it."""
+    if batch_size is None:
+        return DEFAULT_BATCH_SIZE
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def _check_comparison_type(comparison_type):
+    """srvp-fd's comparison_type: only "frame" has an SVG counterpart."""
+    if comparison_type == "frame":
+        return
+    if comparison_type in ("static_content", "dynamics"):
+        raise InputError(f"comparison_type='{comparison_type}' compares SRVP's {comparison_type.replace('_', ' ')} "
+                         "variable, which SVG does not have; use features='latent+skips' (encoder features with the "
+                         "pooled skip connections, which carry appearance) or fvd.fvd() for dynamics")
+    raise InputError(f"comparison_type must be 'frame' (srvp-fd's other types have no SVG counterpart), "
+                     f"got {comparison_type!r}")
+
+
+def _check_sqrt_trace_method(method):
+    if method is not None and method not in SRVP_FD_SQRT_TRACE_METHODS:
+        raise InputError(f"sqrt_trace_method must be one of {SRVP_FD_SQRT_TRACE_METHODS} or None, got {method!r}")
+
+
+class FrechetDistanceCalculator(FeatureSets):
+    """Features, statistics and distances with one SVG encoder (loaded once, cached).
+
+    srvp-fd's keywords are accepted: ``dataset="mmnist_stochastic"`` (SM-MNIST),
+    ``comparison_type="frame"`` and ``sqrt_trace_method`` ("schur" or "svd": accepted and unneeded,
+    the trace here is the nuclear norm of a product of covariance factors, with no matrix square
+    root to approximate), ``batch_size=None`` (the default batch), and a per-call ``batch_size``.
+    Unlike srvp-fd, ``extract_features`` returns a float64 numpy array.
+    """
+
+    item = "image"
+    small_set_advice = "compare sets of equal size or use kernel_distance()"
+
+    def __init__(self, model_path=None, dataset=None, device=None, batch_size=DEFAULT_BATCH_SIZE, features="latent",
+                 value_range=None, model=None, clip=False, sqrt_trace_method=None):
+        """``model``: an SVG model already in memory, whose encoder is used instead of loading a file.
+        ``clip=True`` clamps values into ``value_range`` (which it needs) instead of refusing them."""
         if features not in FEATURES:
             raise InputError(f"features must be one of {FEATURES}, got '{features}'")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if value_range is not None:
-            _value_range_pair(value_range)
+        self.batch_size = _batch_size(batch_size)
+        set_range(value_range, clip)
+        _check_sqrt_trace_method(sqrt_trace_method)
         if model is not None:
             self.encoder, self.config = model.encoder, model.config
         else:
             self.encoder, self.config = load_encoder(model_path, device, dataset)
         self.device = next(self.encoder.parameters()).device
-        self.batch_size = batch_size
         self.features = features
-        self.value_range = value_range
-        self.mu, self.sigma, self.n = None, None, None
+        self.value_range, self.clip = value_range, clip
 
     @property
     def feature_dim(self):
@@ -158,59 +132,29 @@ class FrechetDistanceCalculator:
         else:
             yield from images
 
-    def _feature_batches(self, images):
+    def feature_batches(self, images, batch_size=None):
         """Features (float64 numpy) batch by batch. One value range holds for the whole set: the
         explicit ``value_range``, or the one the first batch implies; a later batch outside it is an
         error, never silently a different scale."""
         value_range, origin = self.value_range, "value_range"
         with torch.inference_mode():
             for k, batch in enumerate(self._batches(images)):
-                x, integer, lo, hi = _checked_images(batch)
+                x, integer, lo, hi = checked_images(batch)
                 if value_range is None:
                     value_range, origin = infer_value_range(lo, hi, integer), "the first batch of this set"
                 x = _normalised(x, lo, hi, value_range, self.config.image_width, self.config.channels,
-                                origin if k == 0 else f"{origin} (in batch {k})")
-                for i in range(0, len(x), self.batch_size):
-                    yield self._features(x[i:i + self.batch_size].to(self.device)).double().cpu().numpy()
-
-    def extract_features(self, images):
-        """(N, d) float64 numpy features of images (array, tensor, or an iterable of batches)."""
-        out = list(self._feature_batches(images))
-        if not out:
-            raise InputError("the image set is empty")
-        return np.concatenate(out)
-
-    def compute_statistics(self, images):
-        """(mu, sigma, n) of the features, streamed in float64; also kept for save_statistics()."""
-        stats = RunningStatistics()
-        for features in self._feature_batches(images):
-            stats.update(features)
-        self.mu, self.sigma, self.n = stats.result()
-        self._warn_small(self.n)
-        return self.mu, self.sigma, self.n
-
-    def save_statistics(self, path):
-        """Write the statistics of the last compute_statistics() to an .npz file; returns the path written."""
-        if self.mu is None:
-            raise RuntimeError("call compute_statistics(images) before save_statistics(path)")
-        return save_statistics(path, self.mu, self.sigma, self.n)
-
-    def _warn_small(self, n):
-        if n <= self.feature_dim:  # rank n - 1 < d: the covariance is singular
-            warnings.warn(f"a set has {n} samples, not more than the feature dimension {self.feature_dim}: the "
-                          "covariance is singular and the distance is strongly biased; compare sets of equal "
-                          "size or use kernel_distance()", stacklevel=3)
+                                origin if k == 0 else f"{origin} (in batch {k})", self.clip)
+                step = _batch_size(batch_size) if batch_size is not None else self.batch_size
+                for i in range(0, len(x), step):
+                    yield self._features(x[i:i + step].to(self.device)).double().cpu().numpy()
 
     def calculate_frechet_distance_from_features(self, f1, f2):
         return frechet_distance_from_features(f1, f2)
 
-    def __call__(self, images1, images2):
-        f1, f2 = self.extract_features(images1), self.extract_features(images2)
-        for f in (f1, f2):
-            if len(f) < 2:
-                raise InputError(f"each set needs at least 2 images, got {len(f)}")
-            self._warn_small(len(f))
-        return frechet_distance_from_features(f1, f2)
+    def __call__(self, images1, images2, comparison_type="frame", batch_size=None):
+        """The Fréchet distance between two image sets; ``batch_size`` overrides the calculator's for this call."""
+        _check_comparison_type(comparison_type)
+        return self.distance(images1, images2, batch_size)
 
     def kernel_distance(self, images1, images2, num_subsets=100, subset_size=1000, seed=0):
         """(KID mean, standard error) between two image sets."""
@@ -218,15 +162,18 @@ class FrechetDistanceCalculator:
                                              num_subsets, subset_size, seed)
 
 
-def frechet_distance(images1, images2, model_path=None, device=None, dataset=None, batch_size=100,
-                     features="latent", value_range=None):
+def frechet_distance(images1, images2, model_path=None, device=None, dataset=None, batch_size=DEFAULT_BATCH_SIZE,
+                     features="latent", value_range=None, comparison_type="frame", sqrt_trace_method=None, clip=False):
     """Fréchet distance between two image sets with an SVG encoder (cached across calls).
 
     images: (N, C, H, W) or (N, T, C, H, W), torch or numpy, uint8 or float (see the range rule
     above). ``model_path`` defaults to pretrained_models/svglp_smmnist2.pth; ``dataset`` picks a
-    shipped model by name; ``device=None`` uses CUDA when present.
+    shipped model by name; ``device=None`` uses CUDA when present. ``comparison_type`` and
+    ``sqrt_trace_method`` are srvp-fd's (see FrechetDistanceCalculator).
     """
-    calc = FrechetDistanceCalculator(model_path, dataset, device, batch_size, features, value_range)
+    _check_comparison_type(comparison_type)
+    calc = FrechetDistanceCalculator(model_path, dataset, device, batch_size, features, value_range, clip=clip,
+                                     sqrt_trace_method=sqrt_trace_method)
     return calc(images1, images2)
 
 

