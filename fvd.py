@@ -85,7 +85,7 @@ def preprocess(videos01):
     x = x * 2 - 1
     if c == 1:
         x = x.expand(-1, -1, 3, -1, -1)
-    return x.permute(0, 2, 1, 3, 4).contiguous()
+    return x.permute(0, 2, 1, 3, 4).contiguous(memory_format=torch.channels_last_3d)  # the network's layout
 
 
 class FVDCalculator(FeatureSets):

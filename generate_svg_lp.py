@@ -10,7 +10,6 @@ See README, "Evaluation".
 """
 import argparse
 import csv
-import json
 import os
 import sys
 
@@ -287,7 +286,8 @@ def generate(args):
     metrics, distances = evaluate(args, model, device, test, n_past, n_future, fvd_calc)
     summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), distances, n_past, n_future,
                             getattr(test, "digit_source", None))
-    print(json.dumps(summary["table"], indent=1))
+    for name, row in summary["table"].items():  # the tables' shape: mean over frames, then over sequences
+        print(f"{name:15s} {row['mean']:.4f} ± {row['ci95']:.4f} (95% interval over {args.N} sequences)")
     report_distances(distances, model.config.g_dim, fvd_calc is not None)
     return summary
 
