@@ -206,3 +206,17 @@ if __name__ == "__main__":
         print(f"error: cannot write '{a.dst}' ({err.strerror}); choose a writable path", file=sys.stderr)
         sys.exit(2)
     print(f"wrote {a.dst}")
+
+
+def load_optimizer_state(optimizer, state, path):
+    """Restore the optimizer of a resumed run; state that does not fit the model is a CheckpointError."""
+    try:
+        optimizer.load_state_dict(state)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        for p in params:  # load_state_dict checks group sizes only; a wrong moment shape fails at step time
+            for name, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.dim() > 0 and value.shape != p.shape:
+                    raise ValueError(f"{name} has shape {tuple(value.shape)} for a parameter of {tuple(p.shape)}")
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise CheckpointError(f"the optimizer state in '{path}' does not fit the model ({err}); continue the run "
+                              f"with --model_dir (fresh optimizer) instead") from None

@@ -247,3 +247,18 @@ class Run:
                     rows.append(json.dumps(row) + "\n")
         with open(self.metrics, "w") as f:
             f.writelines(rows)
+
+
+def open_run(config, ckpt, new_folder):
+    """(Run, first epoch) of a new run (into ``new_folder``), a resumed one (``--resume``: in place) or a
+    continued one (``--model_dir``: ``<run>/continued``, or ``<new_folder>/continued`` from a .pth file);
+    a continued run's epochs go on counting from the checkpoint's (a 2018 file has none and starts at 0)."""
+    if ckpt is None:
+        return Run(new_folder), 0
+    if config.niter <= ckpt["epoch"] + 1:
+        raise UsageError(f"the run already has {ckpt['epoch'] + 1} epochs; pass --niter larger than that")
+    if config.resume:
+        return Run(config.resume, saved_epoch=ckpt["epoch"]), ckpt["epoch"] + 1
+    if os.path.isfile(config.model_dir):  # e.g. a shipped model or a 2018 file: continue under --log_dir
+        return Run(os.path.join(new_folder, "continued")), ckpt["epoch"] + 1
+    return Run(os.path.join(config.model_dir, "continued")), ckpt["epoch"] + 1

