@@ -30,7 +30,7 @@ from feature_distances import (FeatureSets, InputError, RunningStatistics, frech
 from pretrained import (_MODEL_CACHE, DEFAULT_MODEL_PATH, PRETRAINED, clear_model_cache, load_encoder,  # noqa: F401
                         resolve_model_path)
 from image_inputs import checked_images, in_value_range, infer_value_range, set_range  # noqa: F401
-from utils import DeviceError, OneLineArgumentParser
+from utils import DeviceError, OneLineArgumentParser, warnings_as_one_line
 
 FEATURES = ("latent", "latent+skips")
 
@@ -258,6 +258,7 @@ def main(argv=None):
     p.add_argument("--save-stats", "--save_stats", dest="save_stats", action="store_true",
                    help="write the statistics of input 1 to input 2 (.npz)")
     args = p.parse_args(argv)
+    warnings_as_one_line()
     try:
         calc = FrechetDistanceCalculator(args.model_path, args.dataset, args.device, args.batch_size, args.features)
         if not args.inputs:

@@ -23,7 +23,7 @@ from feature_distances import FeatureSets, InputError, frechet_distance_from_sta
 from i3d_weights import I3DWeightsError, load_i3d
 from image_inputs import in_value_range, infer_value_range, set_range, to_tensor
 from models.i3d import FRAME_SIZE, MIN_FRAMES, NUM_CLASSES
-from utils import DeviceError, OneLineArgumentParser
+from utils import DeviceError, OneLineArgumentParser, warnings_as_one_line
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -164,6 +164,7 @@ def main(argv=None):
     p.add_argument("--save-stats", "--save_stats", dest="save_stats", action="store_true",
                    help="write the statistics of input 1 to input 2 (.npz)")
     args = p.parse_args(argv)
+    warnings_as_one_line()
     try:
         if args.save_stats:
             if not args.inputs[1].endswith(".npz") or args.inputs[0].endswith(".npz"):

@@ -23,6 +23,12 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def warnings_as_one_line():
+    """Command lines: show each warning as one "warning: ..." line on stderr (no file, line and source)."""
+    import warnings
+    warnings.showwarning = lambda message, category, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
+
+
 class DeviceError(ValueError):
     """A device name that is malformed or not present on this machine."""
 
