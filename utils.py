@@ -26,7 +26,7 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 def warnings_as_one_line():
     """Command lines: show each warning as one "warning: ..." line on stderr (no file, line and source)."""
     import warnings
-    warnings.showwarning = lambda message, category, *rest, **kw: print(f"warning: {message}", file=sys.stderr)
+    warnings.formatwarning = lambda message, *rest, **kw: f"warning: {message}\n"
 
 
 class DeviceError(ValueError):
