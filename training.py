@@ -17,8 +17,7 @@ from torch.utils.data import DataLoader, Sampler
 
 import cpu_memory
 import distributed
-from checkpoint import (CheckpointError, build_checkpoint, build_model, describe_source, load_optimizer_state,
-                        save_checkpoint)
+from checkpoint import CheckpointError, build_checkpoint, build_model, describe_source, load_optimizer_state
 from data import DataError, load_dataset
 from data.mnist_digits import describe_digit_source
 from models.svg import SVG
@@ -292,11 +291,9 @@ def end_of_epoch(t, epoch, sums, seconds):
         f.write(line + "\n")
     plot_losses(t.run.metrics, os.path.join(t.run.dir, "losses.png"))
     print(f"[{epoch:02d}] plots written in {time.time() - t_plot:.0f} s; saving the checkpoint", flush=True)
-    save_checkpoint(t.run.checkpoint, build_checkpoint(
-        t.model.config.to_dict(), t.model.state_dict(), epoch, t.step, as_dict(config),
-        optimizer=t.optimizer.state_dict(), optimizer_name=config.optimizer, digit_source=t.digit_source,
-        mse=epoch_mse, kld=epoch_kld))
-    t.run.saved_epoch = epoch
+    t.run.save(build_checkpoint(t.model.config.to_dict(), t.model.state_dict(), epoch, t.step, as_dict(config),
+                                optimizer=t.optimizer.state_dict(), optimizer_name=config.optimizer,
+                                digit_source=t.digit_source, mse=epoch_mse, kld=epoch_kld), epoch)
 
 
 def main(learned_prior, argv=None):
