@@ -17,14 +17,14 @@ def to_tensor(images):
     """A tensor of real numbers from a tensor or numpy array (native byte order)."""
     if isinstance(images, np.ndarray):
         if images.dtype.kind not in "uif":
-            raise InputError(f"images must be numeric, got dtype {images.dtype}")
+            raise InputError(f"images and videos must be numeric, got dtype {images.dtype}")
         if not images.dtype.isnative:  # big-endian data (e.g. from another machine's file): torch needs native
             images = images.astype(images.dtype.newbyteorder("="))
         images = torch.from_numpy(np.ascontiguousarray(images))
     if not isinstance(images, torch.Tensor):
-        raise InputError(f"images must be a torch tensor or numpy array, got {type(images).__name__}")
+        raise InputError(f"images and videos must be a torch tensor or numpy array, got {type(images).__name__}")
     if images.dtype == torch.bool or images.is_complex():
-        raise InputError(f"images must be real numbers, got dtype {images.dtype}")
+        raise InputError(f"images and videos must be real numbers, got dtype {images.dtype}")
     return images
 
 
@@ -57,9 +57,9 @@ def infer_value_range(lo, hi, integer):
     if lo >= 0 and hi <= 1:
         return (0, 1)
     if lo >= 0 and hi <= 2:
-        raise InputError(f"float images with maximum {hi:.3g} are ambiguous (between [0, 1] and [0, 255]); "
+        raise InputError(f"float values with maximum {hi:.3g} are ambiguous (between [0, 1] and [0, 255]); "
                          "pass value_range=(0, 1) or (0, 255)")
-    raise InputError(f"image values span [{lo:.3g}, {hi:.3g}], outside [0, 1] and [0, 255]; "
+    raise InputError(f"values span [{lo:.3g}, {hi:.3g}], outside [0, 1] and [0, 255]; "
                      "rescale them or pass value_range=(low, high)")
 
 
