@@ -237,3 +237,19 @@ class FeatureSets:
                 raise InputError(f"each set needs at least 2 {self.item}s, got {len(f)}")
             self.warn_if_small(len(f))
         return frechet_distance_from_features(f1, f2)
+
+    def compare(self, inputs):
+        """The distance between two command-line inputs, each a set of items or ("stats", mu, sigma, ...): from
+        the features when both are items (exact for any N), else from the statistics."""
+        if not any(isinstance(d, tuple) for d in inputs):
+            return self.distance(*inputs)
+        stats = [d[1:3] if isinstance(d, tuple) else self.compute_statistics(d)[:2] for d in inputs]
+        return frechet_distance_from_statistics(*stats[0], *stats[1])
+
+
+def check_save_stats_paths(source, target, readable):
+    """The two paths of a command line's --save-stats: items in, an .npz of statistics out."""
+    if not target.endswith(".npz"):
+        raise InputError(f"--save-stats writes an .npz file; name the output '<name>.npz', not '{target}'")
+    if source.endswith(".npz"):
+        raise InputError(f"'{source}' already holds statistics; --save-stats needs {readable} as its first input")

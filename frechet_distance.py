@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from feature_distances import (FeatureSets, InputError, RunningStatistics, frechet_distance_from_features,  # noqa: F401
-                               frechet_distance_from_statistics, kernel_distance_from_features, load_statistics,
-                               save_statistics)
+from feature_distances import (FeatureSets, InputError, RunningStatistics, check_save_stats_paths,  # noqa: F401
+                               frechet_distance_from_features, frechet_distance_from_statistics,
+                               kernel_distance_from_features, load_statistics, save_statistics)
 from pretrained import (_MODEL_CACHE, DEFAULT_MODEL_PATH, PRETRAINED, clear_model_cache, load_encoder,  # noqa: F401
                         resolve_model_path)
 from image_inputs import checked_images, in_value_range, infer_value_range, set_range  # noqa: F401
@@ -271,22 +271,12 @@ def main(argv=None):
         if len(args.inputs) != 2:
             raise InputError("give two inputs (or none for the basic example)")
         if args.save_stats:
-            if not args.inputs[1].endswith(".npz"):
-                raise InputError(f"--save-stats writes an .npz file; name the output '<name>.npz', not "
-                                 f"'{args.inputs[1]}'")
-            if args.inputs[0].endswith(".npz"):
-                raise InputError(f"'{args.inputs[0]}' already holds statistics; --save-stats needs images "
-                                 f"(a folder, .npy or .pt) as its first input")
+            check_save_stats_paths(*args.inputs, "images (a folder, .npy or .pt)")
             calc.compute_statistics(_load_input(args.inputs[0]))
             written = calc.save_statistics(args.inputs[1])
             print(f"saved statistics of {calc.n} images to {written}")
             return 0
-        data = [_load_input(path) for path in args.inputs]
-        if not any(isinstance(d, tuple) for d in data):
-            print(f"{calc(*data):.6f}")  # both are images: the from-features route (exact when N < d)
-            return 0
-        stats = [d[1:] if isinstance(d, tuple) else calc.compute_statistics(d)[:2] for d in data]
-        print(f"{frechet_distance_from_statistics(*stats[0], *stats[1]):.6f}")
+        print(f"{calc.compare([_load_input(path) for path in args.inputs]):.6f}")
         return 0
     except (InputError, FileNotFoundError, CheckpointError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)

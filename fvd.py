@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from feature_distances import FeatureSets, InputError, frechet_distance_from_statistics
+from feature_distances import FeatureSets, InputError, check_save_stats_paths, frechet_distance_from_statistics
 from i3d_weights import I3DWeightsError, load_i3d
 from image_inputs import in_value_range, infer_value_range, set_range, to_tensor
 from models.i3d import FRAME_SIZE, MIN_FRAMES, NUM_CLASSES
@@ -167,9 +167,7 @@ def main(argv=None):
     warnings_as_one_line()
     try:
         if args.save_stats:
-            if not args.inputs[1].endswith(".npz") or args.inputs[0].endswith(".npz"):
-                raise InputError("--save-stats reads videos (.npy or .pt) and writes '<name>.npz': "
-                                 f"got '{args.inputs[0]}' -> '{args.inputs[1]}'")
+            check_save_stats_paths(*args.inputs, "videos (.npy or .pt)")
         inputs = args.inputs[:1] if args.save_stats else args.inputs
         data = [_load_videos(path) for path in inputs]  # before the network: a bad path fails fast
         calc = FVDCalculator(args.device, args.batch_size, i3d_path=args.i3d_path)
@@ -177,11 +175,7 @@ def main(argv=None):
             calc.compute_statistics(data[0])
             print(f"saved statistics of {calc.n} videos to {calc.save_statistics(args.inputs[1])}")
             return 0
-        if not any(isinstance(d, tuple) for d in data):
-            print(f"{calc(*data):.6f}")
-            return 0
-        stats = [d[1:3] if isinstance(d, tuple) else calc.compute_statistics(d)[:2] for d in data]
-        print(f"{from_statistics(*stats):.6f}")
+        print(f"{calc.compare(data):.6f}")
         return 0
     except (InputError, FileNotFoundError, I3DWeightsError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
