@@ -29,7 +29,8 @@ from feature_distances import (FeatureSets, InputError, RunningStatistics, check
                                kernel_distance_from_features, load_statistics, save_statistics)
 from pretrained import (_MODEL_CACHE, DEFAULT_MODEL_PATH, PRETRAINED, clear_model_cache, load_encoder,  # noqa: F401
                         resolve_model_path)
-from image_inputs import checked_images, in_value_range, infer_value_range, set_range  # noqa: F401
+from image_inputs import (batches_of, checked_images, in_value_range, infer_value_range,  # noqa: F401
+                          positive_batch_size, set_range)
 from utils import DeviceError, OneLineArgumentParser, warnings_as_one_line
 
 FEATURES = ("latent", "latent+skips")
@@ -49,15 +50,6 @@ def _normalised(x, lo, hi, value_range, width, channels, origin="value_range", c
 
 SRVP_FD_SQRT_TRACE_METHODS = ("schur", "svd")
 DEFAULT_BATCH_SIZE = 100
-
-
-def _batch_size(batch_size):
-    """batch_size checked; None (srvp-fd's default) is our default: the result does not depend on it."""
-    if batch_size is None:
-        return DEFAULT_BATCH_SIZE
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
 
 
 def _check_comparison_type(comparison_type):
@@ -96,7 +88,7 @@ class FrechetDistanceCalculator(FeatureSets):
         ``clip=True`` clamps values into ``value_range`` (which it needs) instead of refusing them."""
         if features not in FEATURES:
             raise InputError(f"features must be one of {FEATURES}, got '{features}'")
-        self.batch_size = _batch_size(batch_size)
+        self.batch_size = positive_batch_size(batch_size, DEFAULT_BATCH_SIZE)
         set_range(value_range, clip)
         _check_sqrt_trace_method(sqrt_trace_method)
         if model is not None:
@@ -126,25 +118,19 @@ class FrechetDistanceCalculator(FeatureSets):
             return h
         return torch.cat([h] + [s.mean(dim=(2, 3)) for s in skips], 1)
 
-    def _batches(self, images):
-        if isinstance(images, (torch.Tensor, np.ndarray)):
-            yield images
-        else:
-            yield from images
-
     def feature_batches(self, images, batch_size=None):
         """Features (float64 numpy) batch by batch. One value range holds for the whole set: the
         explicit ``value_range``, or the one the first batch implies; a later batch outside it is an
         error, never silently a different scale."""
         value_range, origin = self.value_range, "value_range"
         with torch.inference_mode():
-            for k, batch in enumerate(self._batches(images)):
+            for k, batch in enumerate(batches_of(images)):
                 x, integer, lo, hi = checked_images(batch)
                 if value_range is None:
                     value_range, origin = infer_value_range(lo, hi, integer), "the first batch of this set"
                 x = _normalised(x, lo, hi, value_range, self.config.image_width, self.config.channels,
                                 origin if k == 0 else f"{origin} (in batch {k})", self.clip)
-                step = _batch_size(batch_size) if batch_size is not None else self.batch_size
+                step = positive_batch_size(batch_size, self.batch_size)
                 for i in range(0, len(x), step):
                     yield self._features(x[i:i + step].to(self.device)).double().cpu().numpy()
 

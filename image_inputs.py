@@ -91,3 +91,20 @@ def set_range(value_range, clip):
         value_range_pair(value_range)
     if clip and value_range is None:
         raise InputError("clip=True clamps into value_range; pass value_range=(0, 1) or (0, 255) with it")
+
+
+def positive_batch_size(batch_size, default):
+    """batch_size checked; None (srvp-fd's default) is ``default``: results do not depend on the batch size."""
+    if batch_size is None:
+        return default
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+def batches_of(items):
+    """A set given as one array or tensor, or as an iterable of batches, as an iterable of batches."""
+    if isinstance(items, (torch.Tensor, np.ndarray)):
+        yield items
+    else:
+        yield from items
