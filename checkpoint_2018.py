@@ -333,6 +333,19 @@ def read_2018_checkpoint(path):
     Raises Checkpoint2018Error for a file that is not one, is corrupt, refers to a global outside
     the allowlist, lacks a part, or whose weights do not fit the configuration in its ``opt``.
     """
+    obj, data, opt = _saved_dict(path)
+    state = _state_dict(obj, data)
+    config = _config(obj, opt, state)
+    return {
+        "config": config, "model": state,
+        "epoch": -1,  # unknown: continued training starts at epoch 0 with a fresh optimizer, as in 2018
+        "step": 0, "args": _args(opt, config),
+        "converted_from": {"format": SOURCE_FORMAT, "file": os.path.basename(path), "sha256": file_sha256(path)},
+    }
+
+
+def _saved_dict(path):
+    """(the dict the 2018 script saved, its tensor data, its opt as a dict of values)."""
     if zipfile.is_zipfile(path):
         obj, data = _read_zip(path)
     else:
@@ -345,12 +358,13 @@ def read_2018_checkpoint(path):
     missing = [p for p in PARTS[:4] if p not in obj]
     if missing:
         raise Checkpoint2018Error(f"the 2018 model file lacks {', '.join(missing)}")
-    opt = obj["opt"]
-    if not isinstance(opt, NamespaceRecord):
+    if not isinstance(obj["opt"], NamespaceRecord):
         raise Checkpoint2018Error("'opt' is not the run's argparse namespace")
-    opt = opt.__dict__.get("values", {})
-    learned_prior = obj.get("prior") is not None
+    return obj, data, obj["opt"].__dict__.get("values", {})
 
+
+def _state_dict(obj, data):
+    """The state dict of every saved module, as this project's SVG names it."""
     state = {}
     for part in PARTS:
         record = obj.get(part)
@@ -363,7 +377,12 @@ def read_2018_checkpoint(path):
     for name in [k for k in state if k.endswith(".running_var")]:
         # PyTorch 0.3 batch norm has no counter of updates; it is not used with a fixed momentum
         state.setdefault(name[: -len("running_var")] + "num_batches_tracked", torch.tensor(0))
+    return state
 
+
+def _config(obj, opt, state):
+    """The SVGConfig fields from the modules' classes, opt and (for old files) the weights' layer counts."""
+    learned_prior = obj.get("prior") is not None
     model, width = _backbone_of(obj["encoder"])
     if _backbone_of(obj["decoder"]) != (model, width):
         raise Checkpoint2018Error(f"the encoder is {model}_{width} but the decoder is "
@@ -371,12 +390,14 @@ def read_2018_checkpoint(path):
     if opt.get("model", model) != model or _whole_number(opt, "image_width", width) != width:
         raise Checkpoint2018Error(f"opt says {opt.get('model')} at {opt.get('image_width')}x"
                                   f"{opt.get('image_width')}, but the modules are {model}_{width}")
+    if not all(k in opt for k in ("g_dim", "z_dim", "rnn_size")):
+        raise Checkpoint2018Error("'opt' lacks g_dim, z_dim or rnn_size")
 
     def layers(name, part):  # older 2018 commits had one --rnn_layers for every LSTM
         key = name if name in opt else "rnn_layers"
         return _whole_number(opt, key) if opt.get(key) is not None else _count_layers(state, part)
 
-    config = {
+    return {
         "model": model, "image_width": width, "channels": _whole_number(opt, "channels", 1),
         "g_dim": _whole_number(opt, "g_dim"), "z_dim": _whole_number(opt, "z_dim"),
         "rnn_size": _whole_number(opt, "rnn_size"),
@@ -385,20 +406,15 @@ def read_2018_checkpoint(path):
         "prior_rnn_layers": layers("prior_rnn_layers", "prior") if learned_prior else 0,
         "learned_prior": learned_prior, "last_frame_skip": bool(opt.get("last_frame_skip", False)),
         "skip_from_last_conditioning": False,
-    } if all(k in opt for k in ("g_dim", "z_dim", "rnn_size")) else None
-    if config is None:
-        raise Checkpoint2018Error("'opt' lacks g_dim, z_dim or rnn_size")
+    }
 
-    # the run's options as plain values (the optimizer class becomes its name)
+
+def _args(opt, config):
+    """The run's options as plain values (the optimizer class becomes its name), with the layer counts used."""
     args = {k: (str(v) if isinstance(v, OptimizerName) else v) for k, v in opt.items()
             if isinstance(v, (str, int, float, bool)) or v is None}
     args.update({k: v for k, v in config.items() if k in ("predictor_rnn_layers", "posterior_rnn_layers")})
-    if learned_prior:
+    if config["learned_prior"]:
         args["prior_rnn_layers"] = config["prior_rnn_layers"]
     args.setdefault("dataset", "smmnist")
-    return {
-        "config": config, "model": state,
-        "epoch": -1,  # unknown: continued training starts at epoch 0 with a fresh optimizer, as in 2018
-        "step": 0, "args": args,
-        "converted_from": {"format": SOURCE_FORMAT, "file": os.path.basename(path), "sha256": file_sha256(path)},
-    }
+    return args
