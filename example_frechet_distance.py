@@ -57,6 +57,37 @@ def check_args(args):
     writable_folder(args.out_dir, "--out_dir")
 
 
+def compared_sets_plot(path, first, last, noisy, d_first_last, d_noisy):
+    """Six images of each compared set, with the two distances in the title."""
+    fig, axes = plt.subplots(3, 6, figsize=(9, 5))
+    for j in range(6):
+        for i, (imgs, name) in enumerate(((first, "first"), (last, "last"), (noisy, "noisy"))):
+            axes[i, j].imshow(imgs[j, 0], cmap="gray", vmin=0, vmax=1)
+            axes[i, j].axis("off")
+            if j == 0:
+                axes[i, j].set_title(name, loc="left", fontsize=9)
+    fig.suptitle(f"FD(first, last) = {d_first_last:.3f}   FD(first, noisy) = {d_noisy:.3f}")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def time_gap_plot(path, gaps, by_gap, paired):
+    """The Fréchet distance of the sets and the paired distance against the time gap, on two axes."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(gaps, by_gap, "o-", label="Fréchet distance (sets)")
+    ax.set_xlabel("time gap (frames)")
+    ax.set_ylabel("Fréchet distance")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    twin = ax.twinx()
+    twin.plot(gaps, paired, "s--", color="tab:orange", label="paired distance (per sequence)")
+    twin.set_ylabel("mean squared feature distance")
+    fig.legend(loc="lower right", fontsize=8)
+    ax.set_title("Frame 0 vs frame k")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def run(args):
     """The seven steps; returns the distances it printed."""
     # 1. The feature extractor: the SVG encoder, loaded once and cached.
@@ -78,16 +109,8 @@ def run(args):
     print(f"first frames vs noisy copy: {d_noisy:.6g}")
 
     # 5. A picture of what was compared.
-    fig, axes = plt.subplots(3, 6, figsize=(9, 5))
-    for j in range(6):
-        for i, (imgs, name) in enumerate(((first, "first"), (last, "last"), (noisy, "noisy"))):
-            axes[i, j].imshow(imgs[j, 0], cmap="gray", vmin=0, vmax=1)
-            axes[i, j].axis("off")
-            if j == 0:
-                axes[i, j].set_title(name, loc="left", fontsize=9)
-    fig.suptitle(f"FD(first, last) = {d_first_last:.3f}   FD(first, noisy) = {d_noisy:.3f}")
-    fig.savefig(os.path.join(args.out_dir, "frechet_distance_example.png"), dpi=80)
-    plt.close(fig)
+    compared_sets_plot(os.path.join(args.out_dir, "frechet_distance_example.png"), first, last, noisy,
+                       d_first_last, d_noisy)
 
     # 6. Distance against noise level: it rises with the noise.
     levels = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
@@ -104,19 +127,7 @@ def run(args):
     by_gap = [calc(first, videos[:, k]) for k in gaps]
     f0 = calc.extract_features(first)
     paired = [float(((calc.extract_features(videos[:, k]) - f0) ** 2).sum(1).mean()) for k in gaps]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(gaps, by_gap, "o-", label="Fréchet distance (sets)")
-    ax.set_xlabel("time gap (frames)")
-    ax.set_ylabel("Fréchet distance")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    twin = ax.twinx()
-    twin.plot(gaps, paired, "s--", color="tab:orange", label="paired distance (per sequence)")
-    twin.set_ylabel("mean squared feature distance")
-    fig.legend(loc="lower right", fontsize=8)
-    ax.set_title("Frame 0 vs frame k")
-    fig.tight_layout()
-    fig.savefig(os.path.join(args.out_dir, "frechet_distance_vs_time.png"), dpi=80)
-    plt.close(fig)
+    time_gap_plot(os.path.join(args.out_dir, "frechet_distance_vs_time.png"), gaps, by_gap, paired)
     print("noise levels:", dict(zip(levels, [float(f"{v:.4g}") for v in by_noise])))
     print("time gaps:   ", dict(zip(gaps, [float(f"{v:.4g}") for v in by_gap])))
     print("paired:      ", dict(zip(gaps, [float(f"{v:.4g}") for v in paired])))
