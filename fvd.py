@@ -14,6 +14,7 @@ Inputs follow the rules of ``image_inputs.py`` (torch or numpy; uint8, or floats
 the distance is then exact for the samples but strongly biased, and a warning says so.
 """
 import argparse
+import functools
 import sys
 
 import numpy as np
@@ -21,13 +22,15 @@ import torch
 
 from feature_distances import FeatureSets, InputError, check_save_stats_paths, frechet_distance_from_statistics
 from i3d_weights import I3DWeightsError, load_i3d
-from image_inputs import batches_of, in_value_range, infer_value_range, positive_batch_size, set_range, to_tensor
+from image_inputs import (batches_of, checked_videos, in_value_range, infer_value_range, positive_batch_size,
+                          set_range)
 from models.i3d import FRAME_SIZE, MIN_FRAMES, NUM_CLASSES
 from utils import DeviceError, OneLineArgumentParser, warnings_as_one_line
 
 DEFAULT_BATCH_SIZE = 8
 
 
+@functools.lru_cache(maxsize=16)
 def resize_matrix(size_in, size_out):
     """(size_out, size_in) float64 weights of TF1 ``resize_bilinear`` along one axis: align_corners=False
     and no half-pixel centres, so output i samples input position i * size_in / size_out."""
@@ -41,6 +44,7 @@ def resize_matrix(size_in, size_out):
     m = np.zeros((size_out, size_in))
     m[np.arange(size_out), lo] += 1 - frac
     m[np.arange(size_out), hi] += frac
+    m.setflags(write=False)  # cached: shared by every call with these sizes
     return m
 
 
@@ -49,33 +53,9 @@ def resize_bilinear_tf1(frames, size=FRAME_SIZE):
     h, w = frames.shape[-2:]
     if (h, w) == (size, size):
         return frames
-    mh = torch.from_numpy(resize_matrix(h, size)).to(frames.device, torch.float32)
-    mw = torch.from_numpy(resize_matrix(w, size)).to(frames.device, torch.float32)
+    mh = torch.tensor(resize_matrix(h, size), dtype=torch.float32, device=frames.device)
+    mw = torch.tensor(resize_matrix(w, size), dtype=torch.float32, device=frames.device)
     return mh @ frames @ mw.T
-
-
-def checked_videos(videos):
-    """((N, T, C, H, W) tensor in its own dtype, was_integer, min, max) after the shape, dtype and finiteness
-    checks; the conversion to float32 happens per I3D batch, so memory grows with batch_size, not N."""
-    x = to_tensor(videos)
-    if x.dim() != 5:
-        raise InputError(f"videos must be (N, T, C, H, W), got shape {tuple(x.shape)}")
-    n, t, c, h, w = x.shape
-    if n == 0:
-        raise InputError("the video set is empty")
-    if c not in (1, 3):
-        raise InputError(f"videos must have 1 or 3 channels in dimension 2 (N, T, C, H, W), got {c}; "
-                         "channels-last arrays need .permute(0, 1, 4, 2, 3)")
-    if t < MIN_FRAMES:
-        raise InputError(f"videos of {t} frames are too short for I3D, which needs at least {MIN_FRAMES} "
-                         "(FVD is usually computed on 16)")
-    if h == 0 or w == 0:
-        raise InputError(f"videos have zero height or width: shape {tuple(x.shape)}")
-    integer = not x.is_floating_point()
-    if not integer and not torch.isfinite(x).all():
-        raise InputError("videos contain NaN or infinite values")
-    lo, hi = (float(v) for v in torch.aminmax(x))  # on the input's own dtype: no float copy of the whole set
-    return x, integer, lo, hi
 
 
 def preprocess(videos01):
@@ -112,7 +92,7 @@ class FVDCalculator(FeatureSets):
         value_range, origin = self.value_range, "value_range"
         with torch.inference_mode():
             for k, batch in enumerate(batches_of(videos)):
-                x, integer, lo, hi = checked_videos(batch)
+                x, integer, lo, hi = checked_videos(batch, MIN_FRAMES)
                 if value_range is None:
                     value_range, origin = infer_value_range(lo, hi, integer), "the first batch of this set"
                 where = origin if k == 0 else f"{origin} (in batch {k})"

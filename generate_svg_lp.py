@@ -295,28 +295,20 @@ def generate(args):
 def report_distances(distances, g_dim, fvd_wanted):
     """The console lines for the Fréchet distance and FVD, with their small-sample warnings."""
     from models.i3d import NUM_CLASSES
-    fd_value, n_frames = distances["fd"]
-    if fd_value is None:
-        print(f"Fréchet distance: not computed (it needs at least 2 frames per set, got {n_frames}; raise --N or "
-              f"--n_future)", file=sys.stderr)
-    else:
-        print(f"Fréchet distance (this model's encoder, one random sample per sequence vs the real frames, "
-              f"{n_frames} frames each): {fd_value:.4f}")
-        if n_frames <= g_dim:
-            print(f"warning: the Fréchet distance rests on {n_frames} frames, not more than the feature dimension "
-                  f"{g_dim}: the covariance is singular and the value strongly biased; raise --N", file=sys.stderr)
-    if not fvd_wanted:
-        return
-    fvd_value, n_videos = distances["fvd"]
-    if fvd_value is None:
-        print(f"FVD: not computed (it needs at least 2 videos per set, got {n_videos}; raise --N)", file=sys.stderr)
-        return
-    print(f"FVD (Kinetics-400 I3D, one random sample per sequence vs the real videos, {n_videos} videos each): "
-          f"{fvd_value:.2f}")
-    if n_videos <= NUM_CLASSES:
-        print(f"warning: FVD rests on {n_videos} videos, not more than the {NUM_CLASSES} I3D features: the "
-              f"covariance is singular and the value strongly biased; compare it only with FVDs of as many videos",
-              file=sys.stderr)
+    lines = [("Fréchet distance", "this model's encoder", distances["fd"], "frames", g_dim, "--N or --n_future", 4)]
+    if fvd_wanted:
+        lines.append(("FVD", "Kinetics-400 I3D", distances["fvd"], "videos", NUM_CLASSES, "--N", 2))
+    for name, features, (value, n), items, dim, raise_what, digits in lines:
+        if value is None:
+            print(f"{name}: not computed (it needs at least 2 {items} per set, got {n}; raise {raise_what})",
+                  file=sys.stderr)
+            continue
+        print(f"{name} ({features}, one random sample per sequence vs the real {items}, {n} {items} each): "
+              f"{value:.{digits}f}")
+        if n <= dim:
+            print(f"warning: {name} rests on {n} {items}, not more than the feature dimension {dim}: the covariance "
+                  f"is singular and the value strongly biased; compare it only with values from as many {items}",
+                  file=sys.stderr)
 
 
 def main(argv=None):

@@ -50,6 +50,30 @@ def checked_images(images):
     return x, integer, lo, hi
 
 
+def checked_videos(videos, min_frames):
+    """((N, T, C, H, W) tensor in its own dtype, was_integer, min, max) after the shape, dtype and finiteness
+    checks; the conversion to float32 happens per I3D batch, so memory grows with batch_size, not N."""
+    x = to_tensor(videos)
+    if x.dim() != 5:
+        raise InputError(f"videos must be (N, T, C, H, W), got shape {tuple(x.shape)}")
+    n, t, c, h, w = x.shape
+    if n == 0:
+        raise InputError("the video set is empty")
+    if c not in (1, 3):
+        raise InputError(f"videos must have 1 or 3 channels in dimension 2 (N, T, C, H, W), got {c}; "
+                         "channels-last arrays need .permute(0, 1, 4, 2, 3)")
+    if t < min_frames:
+        raise InputError(f"videos of {t} frames are too short for I3D, which needs at least {min_frames} "
+                         "(FVD is usually computed on 16)")
+    if h == 0 or w == 0:
+        raise InputError(f"videos have zero height or width: shape {tuple(x.shape)}")
+    integer = not x.is_floating_point()
+    if not integer and not torch.isfinite(x).all():
+        raise InputError("videos contain NaN or infinite values")
+    lo, hi = (float(v) for v in torch.aminmax(x))  # on the input's own dtype: no float copy of the whole set
+    return x, integer, lo, hi
+
+
 def infer_value_range(lo, hi, integer):
     """The range rule of the module docstring, from one batch's extremes: (0, 1) or (0, 255)."""
     if integer or (hi > 2 and lo >= 0):

