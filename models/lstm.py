@@ -6,9 +6,27 @@ caller owns the state, ``forward(x, state) -> (out, state)``.
 Under mixed precision (``--amp``) these networks run in their parameters' dtype with autocast
 off: they are a few percent of the model's FLOPs, and float32 keeps the cell state, which
 accumulates over time, and the Gaussian parameters, which feed exp() and the KL term, exact.
+
+Training knows every input of a teacher-forced pass before the networks run, so it calls
+``forward_sequence``: the embedding and the heads over all steps at once, and the stacked cells as
+one recurrent call (cuDNN on a GPU). Sampling is autoregressive and steps with ``forward``.
 """
+import threading
+
 import torch
 import torch.nn as nn
+from torch.func import functional_call
+
+_TEMPLATES = threading.local()  # per thread: functional_call swaps parameters into the template
+
+
+def _recurrent_template(hidden_size, n_layers):
+    """A parameterless (meta) nn.LSTM that runs the cells' own parameters through functional_call."""
+    cache = _TEMPLATES.__dict__.setdefault("by_shape", {})
+    key = (hidden_size, n_layers)
+    if key not in cache:
+        cache[key] = nn.LSTM(hidden_size, hidden_size, n_layers, batch_first=True, device="meta")
+    return cache[key]
 
 
 class _StackedLSTM(nn.Module):
@@ -41,6 +59,44 @@ class _StackedLSTM(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             h, state = self._run(x, state)
             return self._head(h), state
+
+    def forward_sequence(self, x, state):
+        """Every step of a known input sequence in one call: x (B, S, input_size) -> (head output
+        with a step axis (B, S, ...), final state). Equals S calls of ``forward``, state carried."""
+        with torch.autocast(x.device.type, enabled=False):
+            B, S = x.shape[:2]
+            h = self.embed(x.reshape(B * S, self.input_size).to(self.embed.weight.dtype)).view(B, S, self.hidden_size)
+            out, state = self._cells_over_sequence(h, state)
+            head = self._head(out.reshape(B * S, self.hidden_size))
+            head = tuple(t.view(B, S, -1) for t in head) if isinstance(head, tuple) else head.view(B, S, -1)
+            return head, state
+
+    def _cells_over_sequence(self, x, state):
+        """The stacked cells over x (B, S, hidden): (top layer's h at every step, final state)."""
+        if x.device.type == "cuda":
+            # one cuDNN call for the whole stack: the 2018 cells' parameters under nn.LSTM's names
+            # (both order the gates i, f, g, o)
+            params = {f"{name}_l{k}": getattr(cell, name) for k, cell in enumerate(self.lstm)
+                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            h0 = torch.stack([hc[0] for hc in state])
+            c0 = torch.stack([hc[1] for hc in state])
+            out, (h_n, c_n) = functional_call(_recurrent_template(self.hidden_size, self.n_layers), params,
+                                              (x, (h0, c0)))
+            return out, list(zip(h_n.unbind(0), c_n.unbind(0)))
+        # Elsewhere layer by layer, each layer's input projection for all steps in one product. (The
+        # CPU's oneDNN LSTM, which nn.LSTM would pick, differs from the cells by ~1e-4 in float32.)
+        new_state = []
+        for cell, (h, c) in zip(self.lstm, state):
+            pre = torch.nn.functional.linear(x, cell.weight_ih, cell.bias_ih)
+            outs = []
+            for t in range(x.shape[1]):
+                i, f, g, o = (pre[:, t] + torch.nn.functional.linear(h, cell.weight_hh, cell.bias_hh)).chunk(4, 1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                outs.append(h)
+            x = torch.stack(outs, 1)
+            new_state.append((h, c))
+        return x, new_state
 
 
 class LSTM(_StackedLSTM):

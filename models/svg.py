@@ -5,7 +5,7 @@ p(z_t | x_{1:t-1}); FP uses N(0, I) and has no prior network.
 
 Training runs every frame of a batch through the encoder in one call and all
 predicted frames through the decoder in one call; only the LSTMs step through
-time. Batch norm keeps per-time-step statistics (see ``models.layers``), so the
+time (training runs them as sequence calls). Batch norm keeps per-time-step statistics (see ``models.layers``), so the
 objective equals the 2018 per-step loop exactly.
 """
 from dataclasses import asdict, dataclass
@@ -120,34 +120,25 @@ class SVG(nn.Module):
         h_all, skips_all = self.encoder(frames, steps=T, stat_order=order)
         h_all = h_all.view(B, T, -1)
 
-        post_state = self.posterior.init_state(B, x.device)
-        pred_state = self.frame_predictor.init_state(B, x.device)
-        prior_state = self.prior.init_state(B, x.device) if self.prior is not None else None
-        mus, logvars, mus_p, logvars_p, h_preds = [], [], [], [], []
-        for i in range(1, T):
-            h, h_target = h_all[:, i - 1], h_all[:, i]
-            (mu, logvar), post_state = self.posterior(h_target, post_state)
-            z = reparameterize(mu, logvar)
-            if self.prior is not None:
-                (mu_p, logvar_p), prior_state = self.prior(h, prior_state)
-                mus_p.append(mu_p)
-                logvars_p.append(logvar_p)
-            h_pred, pred_state = self.frame_predictor(torch.cat([h, z], 1), pred_state)
-            mus.append(mu)
-            logvars.append(logvar)
-            h_preds.append(h_pred)
+        # The three LSTMs as sequence calls: the posterior reads frames 1..T-1, the prior frames 0..T-2,
+        # the frame predictor [h(t-1), z(t)] once the posterior has run over the whole sequence.
+        h, h_target = h_all[:, :-1], h_all[:, 1:]
+        (mu, logvar), _ = self.posterior.forward_sequence(h_target, self.posterior.init_state(B, x.device))
+        # one draw per step, in the 2018 order, so that a seed gives the 2018 loop's z exactly
+        eps = torch.stack([torch.randn_like(mu[:, 0]) for _ in range(T - 1)], 1)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        if self.prior is not None:
+            (mu_p, logvar_p), _ = self.prior.forward_sequence(h, self.prior.init_state(B, x.device))
+        else:
+            mu_p, logvar_p = torch.zeros_like(mu), torch.zeros_like(logvar)
+        h_pred, _ = self.frame_predictor.forward_sequence(torch.cat([h, z], 2),
+                                                          self.frame_predictor.init_state(B, x.device))
 
         # decode all T-1 predictions in one call, each with its step's skip features
         sources = [self.skip_frame(i, n_past) for i in range(1, T)]
         skips = [select_frames(s.view(B, T, *s.shape[1:]), sources).reshape(B * (T - 1), *s.shape[1:])
                  for s in skips_all]
-        h_pred = torch.stack(h_preds, 1).reshape(B * (T - 1), -1)
-        x_pred = self.decoder(h_pred, skips, steps=T - 1).view(B, T - 1, *x.shape[2:])
-        mu, logvar = torch.stack(mus, 1), torch.stack(logvars, 1)
-        if self.prior is not None:
-            mu_p, logvar_p = torch.stack(mus_p, 1), torch.stack(logvars_p, 1)
-        else:
-            mu_p, logvar_p = torch.zeros_like(mu), torch.zeros_like(logvar)
+        x_pred = self.decoder(h_pred.reshape(B * (T - 1), -1), skips, steps=T - 1).view(B, T - 1, *x.shape[2:])
         return x_pred, mu, logvar, mu_p, logvar_p
 
     def forward(self, x, n_past):

@@ -67,24 +67,31 @@ def test_fast_path_equals_per_step_reference(backbone, learned_prior, last_frame
 
 @pytest.mark.parametrize("backbone", ["dcgan", "vgg"])
 def test_float32_step_matches_reference(backbone):
+    # In float32 both paths round differently (sequence LSTM calls, batched convolutions), and this
+    # tiny problem (batch norm over 3 sequences) amplifies rounding ~1e4-fold. So each float32 path is
+    # measured against the float64 truth: ours may be at most twice as far from it as the 2018 loop.
     fast = tiny(backbone, True)
     ref = copy.deepcopy(fast)
+    truth = copy.deepcopy(fast).double()
     x = torch.rand(3, 5, 1, 64, 64, generator=torch.Generator().manual_seed(2))
-    torch.manual_seed(5)
-    mse_f, kld_f = fast(x, 2)
-    torch.manual_seed(5)
-    mse_r, kld_r = reference_loss(ref, x, 2)
-    assert_close(mse_f, mse_r, "mse")
+    losses = []
+    for model, loss_fn, xx in ((fast, lambda m, x, n: m(x, n), x), (ref, reference_loss, x),
+                               (truth, reference_loss, x.double())):
+        torch.manual_seed(5)
+        mse, kld = loss_fn(model, xx, 2)
+        (mse + 1e-4 * kld).backward()
+        losses.append((mse.item(), kld.item()))
+    (mse_f, kld_f), (mse_r, kld_r), (mse_t, kld_t) = losses
+    assert abs(mse_f - mse_t) <= 1e-5 * abs(mse_t)
     # the KL is a sum of small differences of O(1) float32 terms: compare it absolutely
-    assert_close(kld_f, kld_r, "kld", atol=1e-6)
-    (mse_f + 1e-4 * kld_f).backward()
-    (mse_r + 1e-4 * kld_r).backward()
-    for (name, pf), pr in zip(fast.named_parameters(), ref.parameters()):
-        # float32: the noise gradients of pre-batch-norm biases are ~1e-7; real ones are far larger
-        assert_close(pf.grad, pr.grad, f"grad {name}", rtol=1e-4, atol=1e-6)
-    flat_f = torch.cat([p.grad.flatten() for p in fast.parameters()])
-    flat_r = torch.cat([p.grad.flatten() for p in ref.parameters()])
-    assert (flat_f - flat_r).norm() <= 1e-5 * flat_r.norm()
+    assert abs(kld_f - kld_t) <= 1e-6 + 2 * abs(kld_r - kld_t)
+    for (name, pf), pr, pt in zip(fast.named_parameters(), ref.parameters(), truth.parameters()):
+        err_fast = (pf.grad.double() - pt.grad).norm().item()
+        err_ref = (pr.grad.double() - pt.grad).norm().item()
+        # pre-batch-norm conv biases have a true gradient of 0: theirs is noise in every path
+        assert err_fast <= 2 * err_ref + 1e-6, f"grad {name}: {err_fast} vs {err_ref}"
+    flat = lambda m: torch.cat([p.grad.double().flatten() for p in m.parameters()])  # noqa: E731
+    assert (flat(fast) - flat(truth)).norm() <= 2 * (flat(ref) - flat(truth)).norm() + 1e-7 * flat(truth).norm()
 
 
 def test_loss_matches_reference_on_fixed_batch_and_seed():
