@@ -3,7 +3,8 @@
 Settings come from ``settings.py`` (one declaration per flag), the run folder's life from
 ``run_folder.py``, the checkpoint's schema from ``checkpoint.py``, ranks from ``distributed.py``
 and the per-epoch figures from ``plots.py``. Here: the loop and the units it runs (``train_step``,
-``EpochSampler``, ``configure_numerics``, one epoch, the end of an epoch).
+``EpochSampler``, ``configure_numerics``, one epoch, the end of an epoch); the update itself, eager
+or as a CUDA graph, is ``training_step.py``.
 """
 import json
 import math
@@ -19,11 +20,13 @@ import cpu_memory
 import distributed
 from checkpoint import CheckpointError, build_checkpoint, build_model, describe_source, load_optimizer_state
 from data import DataError, load_dataset
+from data.moving_mnist import MovingMNIST, Trajectories
 from data.mnist_digits import describe_digit_source
 from models.svg import SVG
 from plots import plot_losses, plot_samples
 from run_folder import Run, RunWriteError, TrainingInterrupted, ignore_sigterm, open_run, sigterm_as_interrupt
 from settings import TrainConfig, as_dict, network_config, parse_args, run_name
+from training_step import TrainStep, make_optimizer, set_capturable, train_step  # noqa: F401 (train_step: public here)
 from utils import DeviceError, UsageError, cpu_has_bfloat16, derived_seed, write_json
 
 PLOT_ROWS = 10      # sequences shown in the per-epoch plots (2018: min(batch_size, 10))
@@ -44,8 +47,10 @@ class Trainer:
     model: SVG                 # the plain module: what checkpoints save
     net: torch.nn.Module       # what the step calls: model, or its DDP / compiled wrapper
     optimizer: torch.optim.Optimizer
+    update: TrainStep          # one update on a batch, eager or replayed as a CUDA graph
     sampler: "EpochSampler"
     loader: DataLoader
+    to_device: object          # a loader batch -> the (B, T, C, H, W) frames on the training device
     plot_x: torch.Tensor       # the fixed test sequences of the per-epoch plots
     digit_source: str
     step: int
@@ -75,15 +80,18 @@ def train(config, ckpt=None):
             plot_x = torch.stack([test_data[k] for k in range(min(PLOT_ROWS, len(test_data)))]).to(ranks.device)
 
             # Model: new (seeded by rank; DDP broadcasts rank 0's) or the checkpoint's, with its optimizer on --resume.
-            model, optimizer = build_training_model(config, ckpt, ranks, say)
+            graphed = use_cuda_graphs(config, ranks, say)
+            model, optimizer = build_training_model(config, ckpt, ranks, say, capturable=graphed)
             net = model
             if ranks.world > 1:
                 net = torch.nn.parallel.DistributedDataParallel(
                     model, device_ids=[ranks.device.index] if ranks.device.type == "cuda" else None)
             if config.compile:
                 net = torch.compile(net)  # checkpoints still save the plain module (model)
-            sampler, loader = training_loader(config, train_data, ranks, say)
-            trainer = Trainer(config, ranks, run, model, net, optimizer, sampler, loader, plot_x, digit_source,
+            loader_data, to_device = batch_source(train_data, ranks.device)
+            sampler, loader = training_loader(config, loader_data, ranks, say)
+            trainer = Trainer(config, ranks, run, model, net, optimizer, TrainStep(net, optimizer, config, graphed),
+                              sampler, loader, to_device, plot_x, digit_source,
                               ckpt["step"] if ckpt is not None else 0,
                               open_tensorboard(run) if config.tensorboard and ranks.main else None)
 
@@ -140,28 +148,30 @@ def load_data(config, ranks):
     return train_data, test_data, digit_source
 
 
-def build_training_model(config, ckpt, ranks, say):
+def use_cuda_graphs(config, ranks, say):
+    """Whether the update is captured as a CUDA graph: on CUDA with --cuda_graphs, one process, no --compile."""
+    if not config.cuda_graphs or ranks.device.type != "cuda":
+        return False
+    if ranks.world > 1 or config.compile:
+        say(f"note: CUDA graphs are off {'under torchrun' if ranks.world > 1 else 'with --compile'}; "
+            f"the update runs eagerly", flush=True)
+        return False
+    return True
+
+
+def build_training_model(config, ckpt, ranks, say, capturable=False):
     """(model, optimizer): a new model or the checkpoint's; the optimizer restored on --resume."""
     torch.manual_seed(derived_seed(config.seed, ranks.rank))
     model = (SVG(network_config(config)) if ckpt is None else build_model(ckpt, ranks.device)).to(ranks.device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(config.optimizer, model.parameters(), config)
+    optimizer = make_optimizer(config.optimizer, model.parameters(), config, capturable)
     if config.resume:
         load_optimizer_state(optimizer, ckpt["optimizer"], os.path.join(config.resume, "model.pth"))
+        set_capturable(optimizer, capturable)  # the saved groups carry the flag of the run that saved them
     elif ckpt is not None:
         say(f"continuing from epoch {ckpt['epoch'] + 1} with a fresh {config.optimizer} optimizer", flush=True)
     return model, optimizer
-
-
-def make_optimizer(name, params, config):
-    # One optimizer over all parameters: the 2018 code kept five, one per module, with the same
-    # settings; per-parameter optimizers make that the same update.
-    if name == "adam":
-        return torch.optim.Adam(params, lr=config.lr, betas=(config.beta1, 0.999))
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.beta1)
 
 
 class EpochSampler(Sampler):
@@ -176,6 +186,15 @@ class EpochSampler(Sampler):
 
     def __len__(self):
         return self.per_epoch
+
+
+def batch_source(train_data, device):
+    """(the dataset the loader reads, batch -> frames on the device). SM-MNIST on a GPU: the data
+    workers draw only the trajectories, and the frames are drawn on the GPU, bit for bit the same."""
+    if device.type == "cuda" and isinstance(train_data, MovingMNIST):
+        trajectories = Trajectories(train_data)
+        return trajectories, trajectories.renderer(device)
+    return train_data, lambda x: x.to(device, non_blocking=True)
 
 
 def training_loader(config, train_data, ranks, say):
@@ -244,7 +263,7 @@ def run_epoch(t, epoch):
     bar = progress_bar(epoch, config.epoch_size) if t.ranks.main else None
     t0 = time.time()
     for it, x in enumerate(t.loader):
-        mse, kld = train_step(t.net, t.optimizer, x.to(device, non_blocking=True), config)
+        mse, kld = t.update(t.to_device(x))
         t.step += 1
         sums += torch.stack([mse, kld])
         if it == 0 or (it + 1) % LOG_EVERY == 0 or it + 1 == config.epoch_size or device.type == "cpu":

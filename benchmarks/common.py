@@ -53,6 +53,33 @@ def matmul_tflops(device, dtype=torch.float32, n=4096, repeats=3):
     return 2 * n ** 3 / time_interleaved([lambda: a @ b], device, repeats)[0] / 1e12
 
 
+def profile_gpu(fn, device, steps=5):
+    """(GPU operations per call, share of the wall time the GPU was busy) over `steps` calls of fn.
+
+    Kernels, copies and fills as CUPTI reports them (also those replayed from a CUDA graph); busy
+    time is the union of their intervals, so that overlapping work is not counted twice.
+    """
+    from torch.profiler import DeviceType, ProfilerActivity, profile
+    sync(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        t0 = time.perf_counter_ns()
+        for _ in range(steps):
+            fn()
+        sync(device)
+        wall = time.perf_counter_ns() - t0
+    spans = sorted((e.start_ns(), e.start_ns() + e.duration_ns()) for e in prof.profiler.kineto_results.events()
+                   if e.device_type() == DeviceType.CUDA)
+    busy, end = 0, None
+    for start, stop in spans:
+        if end is None or start > end:
+            busy += stop - start
+            end = stop
+        elif stop > end:
+            busy += stop - end
+            end = stop
+    return len(spans) / steps, busy / wall
+
+
 def peak_memory_mb(device):
     device = torch.device(device)
     if device.type == "cuda":

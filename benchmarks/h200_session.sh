@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# One call on a lent H200 (device tool): CUDA smoke runs of every script, the training benchmark in
-# four precision settings, then continued training of the shipped SM-MNIST model at the 2018 batch
-# size with the fastest setting until a deadline. What comes back under $OUT: log.txt (everything
-# printed), metrics.jsonl and args.json of the training run, and the exported inference weights in
-# 15 MiB pieces (weights.pth.part-aa, -ab, ...; `cat` them back together), since the device tool
-# returns files of at most 16 MiB. The full training state (151 MB with Adam's moments) cannot come
-# back; the CPU continues from the weights with a fresh optimizer.
+# One call on a lent GPU (device tool), within a fixed deadline, in this order:
+#   1. numerics: the LSTM sequence call (cuDNN) against the 2018 cells in float64 (tests/test_lstm.py),
+#      the CUDA-graph update against the eager one, bitwise, and across a resume (check_cuda_graphs.py);
+#   2. bench_train.py in each setting (it/s beside the 2018 loop, GPU operations per step, busy share, TFLOP/s);
+#   3. the shipped SM-MNIST model continued at batch 100 on the full MNIST with the fastest setting;
+#   4. export, and evaluation on the GPU of the new and the shipped weights (best of 100, 5 -> 25, first 256
+#      MNIST test sequences, 2018 SSIM), then --protocol srvp on the new ones (no FVD: the I3D sdist does not travel).
+# What comes back under $OUT: log.txt (everything printed), the run's metrics.jsonl / args.json / train.log, the
+# evaluations' summary.json files and the exported weights in 15 MiB pieces (weights.pth.part-aa, ...; `cat` them).
 #
-#   run: bash benchmarks/h200_session.sh        (carry .whl: mlxtend, progressbar2, python-utils)
-#   local dry run: DEVICE=cpu DEADLINE=900 T_SMOKE=300 T_BENCH=20 OUT=/tmp/out bash benchmarks/h200_session.sh
+# Carried (device tool `carry`): .whl (progressbar2, python-utils wheels for the GPU machine's Python) and
+# .gpu_data/MNIST/raw/*.gz (the full MNIST in torchvision's file format, 11 MB).
+#   run:           bash benchmarks/h200_session.sh
+#   local dry run: DEVICE=cpu DEADLINE=900 BATCH=8 OUT=/tmp/out bash benchmarks/h200_session.sh
 set -u
 DEVICE=${DEVICE:-cuda}
-DEADLINE=${DEADLINE:-555}      # seconds from the start by which everything must be written
-T_SMOKE=${T_SMOKE:-60}         # time limits of the smoke runs and of each benchmark (raise them for a CPU dry run)
-T_BENCH=${T_BENCH:-75}
+DEADLINE=${DEADLINE:-575}     # seconds from the start by which everything must be written
+BATCH=${BATCH:-100}
 OUT=${OUT:-/tmp/h200_out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/log.txt") 2>&1
@@ -22,63 +25,69 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
         && export PYTHONPATH=/tmp/site:$PWD || exit 1
 fi
+DATA=/tmp/svg_data
+mkdir -p $DATA/MNIST/raw
+for f in .gpu_data/MNIST/raw/*.gz; do [ -e "$f" ] && gunzip -c "$f" > $DATA/MNIST/raw/$(basename "$f" .gz); done
 PY=python3
+left() { echo $((DEADLINE - SECONDS)); }
 echo "## $(date -u) device=$DEVICE deadline=${DEADLINE}s"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm --format=csv 2>/dev/null
-$PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda')"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>/dev/null
+$PY -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no cuda', 'cudnn', torch.backends.cudnn.version())"
 
-echo "## 1. smoke: each script once on $DEVICE"
-SMOKE=/tmp/smoke; rm -rf $SMOKE
-timeout $T_SMOKE $PY train_svg_lp.py --device $DEVICE --niter 2 --epoch_size 5 --batch_size 8 --n_eval 10 --data_threads 2 \
-    --amp --log_dir $SMOKE/lp; echo "smoke train_svg_lp --amp rc=$?"
-timeout $T_SMOKE $PY train_svg_fp.py --device $DEVICE --niter 1 --epoch_size 5 --batch_size 8 --n_eval 10 --data_threads 2 \
-    --tf32 --log_dir $SMOKE/fp; echo "smoke train_svg_fp --tf32 rc=$?"
-LP_RUN=$(dirname "$(find $SMOKE/lp -name model.pth | head -1)")
-timeout $T_SMOKE $PY train_svg_lp.py --resume "$LP_RUN" --niter 3 --device $DEVICE; echo "smoke resume rc=$?"
-timeout $T_SMOKE $PY generate_svg_lp.py --model_path pretrained_models/svglp_smmnist2.pth --log_dir $SMOKE/gen --N 8 \
-    --nsample 5 --batch_size 8 --device $DEVICE --no_gifs; echo "smoke generate rc=$?"
-timeout $T_SMOKE $PY frechet_distance.py --device $DEVICE; echo "smoke frechet rc=$?"
+echo "## 1. numerics"
+timeout 90 $PY -m pytest -q -p no:cacheprovider tests/test_lstm.py tests/test_moving_mnist.py -k "sequence_call or bit_for_bit" 2>&1 | tail -3
+timeout 90 $PY benchmarks/check_cuda_graphs.py --device $DEVICE --batch_size 16; echo "check fp32 rc=$?"
+timeout 60 $PY benchmarks/check_cuda_graphs.py --device $DEVICE --batch_size 16 --amp; echo "check amp rc=$?"
 
-echo "## 2. bench_train.py, batch 100"
+echo "## 2. bench_train.py, batch $BATCH (at $SECONDS s)"
 declare -A RATE
-bench() {  # name, flags...
-    local name=$1; shift
-    timeout $T_BENCH $PY benchmarks/bench_train.py --device $DEVICE --repeats 10 --data_workers 8 "$@" | tee /tmp/bench_$name.txt
+bench() {  # name, seconds, flags...
+    local name=$1 secs=$2; shift 2
+    RATE[$name]=0
+    [ -n "${SKIP_BENCH:-}" ] && return
+    timeout $secs $PY benchmarks/bench_train.py --device $DEVICE --batch_size $BATCH --repeats 10 --data_workers 0 \
+        "$@" | tee /tmp/bench_$name.txt
     RATE[$name]=$(grep -oP '^smmnist: ours \K[0-9.]+' /tmp/bench_$name.txt || echo 0)
 }
-bench fp32 --settings smmnist,bair --peak_tflops 67
-bench tf32 --settings smmnist --tf32
-bench amp --settings smmnist --amp --tf32 --peak_tflops 989
-bench amp_cl --settings smmnist --amp --tf32 --channels_last --peak_tflops 989
-declare -A FLAGS=([fp32]="--no-amp" [tf32]="--no-amp --tf32" [amp]="--amp --tf32" [amp_cl]="--amp --tf32 --channels_last")
-BEST=fp32
-for k in tf32 amp amp_cl; do
+bench eager_fp32 40 --settings smmnist,bair --no-cuda_graphs
+bench graphs_tf32 35 --settings smmnist --tf32
+bench graphs_amp 50 --settings smmnist,bair --amp --tf32 --data_workers 14 --data_root $DATA --mnist_source torchvision
+bench graphs_amp_cl 35 --settings smmnist --amp --tf32 --channels_last
+declare -A FLAGS=([graphs_tf32]="--no-amp --tf32" [graphs_amp]="--amp --tf32" [graphs_amp_cl]="--amp --tf32 --channels_last")
+BEST=graphs_tf32
+for k in graphs_amp graphs_amp_cl; do
     $PY -c "import sys; sys.exit(0 if float('${RATE[$k]}') > float('${RATE[$BEST]}') else 1)" && BEST=$k
 done
-echo "smmnist it/s: fp32 ${RATE[fp32]} tf32 ${RATE[tf32]} amp ${RATE[amp]} amp_cl ${RATE[amp_cl]}; training with $BEST (${FLAGS[$BEST]})"
+echo "smmnist it/s: eager fp32 ${RATE[eager_fp32]}, graphs tf32 ${RATE[graphs_tf32]}, graphs amp ${RATE[graphs_amp]}, graphs amp channels-last ${RATE[graphs_amp_cl]}; training with $BEST (${FLAGS[$BEST]})"
 
-echo "## 3. continued training until the deadline"
+echo "## 3. continued training on the full MNIST until $((DEADLINE - 110)) s (at $SECONDS s)"
 LOGS=/tmp/logs; rm -rf $LOGS
-train() {  # seconds, flags...
-    local secs=$1; shift
-    timeout --signal=INT --kill-after=20 "$secs" $PY train_svg_lp.py --model_dir pretrained_models/svglp_smmnist2.pth \
-        --batch_size 100 --epoch_size ${EPOCH_SIZE:-600} --niter 100000 --device $DEVICE --data_threads 8 --log_dir $LOGS "$@"
-    echo "train rc=$? after $SECONDS s"
-}
-train $((DEADLINE - SECONDS - 45)) ${FLAGS[$BEST]}
+T_TRAIN=$(( $(left) - 110 )); [ $T_TRAIN -lt 30 ] && T_TRAIN=30
+timeout --signal=INT --kill-after=20 $T_TRAIN $PY train_svg_lp.py --model_dir pretrained_models/svglp_smmnist2.pth \
+    --batch_size $BATCH --epoch_size ${EPOCH_SIZE:-1000} --niter 100000 --device $DEVICE --data_threads 14 \
+    --data_root $DATA --mnist_source torchvision --log_dir $LOGS ${FLAGS[$BEST]}
+echo "train rc=$? at $SECONDS s"
 CKPT=$(find $LOGS -name model.pth | head -1)
-if [ -z "$CKPT" ] && [ $((DEADLINE - SECONDS)) -gt 150 ]; then  # the fast setting failed early: plain float32
-    rm -rf $LOGS; train $((DEADLINE - SECONDS - 45)) --no-amp
-    CKPT=$(find $LOGS -name model.pth | head -1)
-fi
 
-echo "## 4. export"
+echo "## 4. export and evaluation (at $SECONDS s)"
+EVAL="--N 256 --nsample 100 --batch_size 256 --ssim 2018 --mnist_source torchvision --data_root $DATA --no_gifs --no_fvd --device $DEVICE"
 if [ -n "$CKPT" ]; then
     RUN=$(dirname "$CKPT")
+    cp "$RUN/metrics.jsonl" "$RUN/args.json" "$RUN/train.log" "$OUT/" 2>/dev/null
+    tail -3 "$RUN/train.log"
     $PY checkpoint.py export "$CKPT" /tmp/weights.pth && (cd "$OUT" && split -b 15M /tmp/weights.pth weights.pth.part-)
     sha256sum /tmp/weights.pth
-    cp "$RUN/metrics.jsonl" "$RUN/args.json" "$OUT/"
-    tail -3 "$RUN/train.log"
+    timeout 60 $PY generate_svg_lp.py --model_path /tmp/weights.pth --log_dir /tmp/eval_new $EVAL
+    cp /tmp/eval_new/summary.json "$OUT/summary_new.json" 2>/dev/null
+fi
+timeout 60 $PY generate_svg_lp.py --model_path pretrained_models/svglp_smmnist2.pth --log_dir /tmp/eval_shipped $EVAL
+cp /tmp/eval_shipped/summary.json "$OUT/summary_shipped.json" 2>/dev/null
+if [ -n "$CKPT" ] && [ $(left) -gt 20 ]; then
+    T0=$SECONDS
+    timeout $(( $(left) - 5 )) $PY generate_svg_lp.py --model_path /tmp/weights.pth --log_dir /tmp/eval_srvp --protocol srvp \
+        --no_fvd --no_gifs --batch_size 1000 --rollout_batch 20000 --mnist_source torchvision --data_root $DATA --device $DEVICE
+    echo "srvp protocol rc=$? in $((SECONDS - T0)) s"
+    cp /tmp/eval_srvp/summary.json "$OUT/summary_srvp.json" 2>/dev/null
 fi
 ls -la "$OUT"
 echo "## done after $SECONDS s"

@@ -53,19 +53,81 @@ class MovingMNIST(Dataset):
             return p, rng.integers(-4, 0), rng.integers(-4, 5)
         return p, dp, dq
 
-    def __getitem__(self, index):
+    def trajectory(self, index):
+        """The random part of sequence ``index``, drawn exactly as ``__getitem__`` draws it: (digit
+        indices (num_digits,), top-left corners (seq_len, num_digits, 2) as (y, x)), int64 arrays."""
         rng = np.random.default_rng([self.seed, index])
         size, d = self.image_size, DIGIT_SIZE
-        x = np.zeros((self.seq_len, 1, size, size), dtype=np.float32)
-        for _ in range(self.num_digits):
-            digit = self.digits[rng.integers(len(self.digits))].astype(np.float32) / 255.0
+        ids = np.empty(self.num_digits, dtype=np.int64)
+        corners = np.empty((self.seq_len, self.num_digits, 2), dtype=np.int64)
+        for k in range(self.num_digits):
+            ids[k] = rng.integers(len(self.digits))
             sx, sy = rng.integers(size - d), rng.integers(size - d)
             dx, dy = rng.integers(-4, 5), rng.integers(-4, 5)
             for t in range(self.seq_len):
                 sy, dy, dx = self._wall(sy, dy, dx, size - d, rng)
                 sx, dx, dy = self._wall(sx, dx, dy, size - d, rng)
-                x[t, 0, sy:sy + d, sx:sx + d] += digit
+                corners[t, k] = sy, sx
                 sy += dy
                 sx += dx
+        return ids, corners
+
+    def __getitem__(self, index):
+        ids, corners = self.trajectory(index)
+        d = DIGIT_SIZE
+        x = np.zeros((self.seq_len, 1, self.image_size, self.image_size), dtype=np.float32)
+        for k, digit_id in enumerate(ids):  # digit by digit, in the 2018 order of the additions
+            digit = self.digits[digit_id].astype(np.float32) / 255.0
+            for t, (sy, sx) in enumerate(corners[:, k]):
+                x[t, 0, sy:sy + d, sx:sx + d] += digit
         np.minimum(x, 1.0, out=x)
         return torch.from_numpy(x)
+
+
+class Trajectories(Dataset):
+    """A MovingMNIST's sequences as trajectories (digit indices, corners) for rendering on the
+    training device: the data workers draw the cheap random part, ``renderer`` draws the frames."""
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def __len__(self):
+        return len(self.frames)
+
+    def __getitem__(self, index):
+        ids, corners = self.frames.trajectory(index)
+        return torch.from_numpy(ids), torch.from_numpy(corners)
+
+    def renderer(self, device):
+        """batch of trajectories -> (B, T, 1, S, S) frames on ``device``, equal bit for bit to the
+        dataset's own ``__getitem__``; the digit table is copied to the device once."""
+        table = torch.from_numpy(self.frames.digits).to(device)
+        size = self.frames.image_size
+
+        def render(batch):
+            ids, corners = (t.to(device, non_blocking=True) for t in batch)
+            return render_frames(table, ids, corners, size)
+        return render
+
+
+def render_frames(digits, ids, corners, image_size):
+    """Frames (B, T, 1, S, S) float32 from a uint8 digit table (N, d, d), digit indices (B, K) and
+    top-left corners (B, T, K, 2) as (y, x), on the table's device.
+
+    The same float32 operations as ``MovingMNIST.__getitem__``: each digit is divided by 255 and
+    added to a zero canvas, digit by digit, then the canvas is clipped at 1. Each digit is placed by
+    a gather (no atomics), so the result is exact and deterministic on every device.
+    """
+    B, T, K, _ = corners.shape
+    d = digits.shape[-1]
+    pos = torch.arange(image_size, device=digits.device)
+    canvas = torch.zeros(B, T, image_size, image_size, device=digits.device)
+    for k in range(K):
+        patch = digits[ids[:, k]].float() / 255.0                                 # (B, d, d)
+        rows = pos - corners[:, :, k, 0, None]                                    # (B, T, S): row in the digit
+        cols = pos - corners[:, :, k, 1, None]
+        inside = ((rows >= 0) & (rows < d))[..., :, None] & ((cols >= 0) & (cols < d))[..., None, :]
+        b = torch.arange(B, device=digits.device)[:, None, None, None]
+        values = patch[b, rows.clamp(0, d - 1)[..., :, None], cols.clamp(0, d - 1)[..., None, :]]
+        canvas += torch.where(inside, values, 0.0)
+    return canvas.clamp_(max=1.0).unsqueeze(2)

@@ -99,3 +99,65 @@ def test_channels_last_stays_channels_last_and_computes_the_same():
         diff = (b - a).abs().max().item()
         assert diff <= rel * scale, (f"{name}: largest difference {diff:.3g} exceeds {rel * scale:.3g} (float32 "
                                      f"accumulation over up to {fan_in} terms at scale {scale:.3g})")
+
+
+def test_cuda_graphs_are_used_only_where_they_can_be():
+    from types import SimpleNamespace
+
+    from distributed import Ranks
+    said = []
+    say = lambda text, flush=False: said.append(text)  # noqa: E731
+    cfg = lambda **kw: SimpleNamespace(**{"cuda_graphs": True, "compile": False, **kw})  # noqa: E731
+    gpu = lambda world: Ranks(rank=0, world=world, device=torch.device("cuda", 0))  # noqa: E731
+    assert training.use_cuda_graphs(cfg(), gpu(1), say)
+    assert not training.use_cuda_graphs(cfg(cuda_graphs=False), gpu(1), say)
+    assert not training.use_cuda_graphs(cfg(), Ranks(0, 1, torch.device("cpu")), say)
+    assert not said  # nothing to say where graphs were not asked for or cannot exist
+    assert not training.use_cuda_graphs(cfg(), gpu(2), say)
+    assert not training.use_cuda_graphs(cfg(compile=True), gpu(1), say)
+    assert said == ["note: CUDA graphs are off under torchrun; the update runs eagerly",
+                    "note: CUDA graphs are off with --compile; the update runs eagerly"]
+
+
+def test_resumed_optimizer_becomes_capturable_with_its_step_counters_beside_the_parameters():
+    from types import SimpleNamespace
+
+    from training_step import make_optimizer, set_capturable
+    config = SimpleNamespace(lr=1e-3, beta1=0.9)
+    model = torch.nn.Linear(3, 2)
+    plain = make_optimizer("adam", model.parameters(), config)
+    model(torch.randn(4, 3)).sum().backward()
+    plain.step()
+    saved = plain.state_dict()
+    graphed = make_optimizer("adam", model.parameters(), config, capturable=True)
+    graphed.load_state_dict(saved)
+    assert graphed.param_groups[0]["capturable"] is False  # load_state_dict restores the saver's flag...
+    set_capturable(graphed, True)                          # ...which the run then sets to its own
+    assert graphed.param_groups[0]["capturable"] is True
+    steps = [s["step"] for s in graphed.state.values()]
+    assert all(t.dtype == torch.float32 and t.device == p.device and t.item() == 1
+               for t, p in zip(steps, model.parameters()))
+    set_capturable(graphed, False)
+    assert graphed.param_groups[0]["capturable"] is False
+    graphed.step()  # an eager step with the moved counters works
+
+
+def test_eager_update_equals_the_training_step():
+    import copy
+    from types import SimpleNamespace
+
+    from training_step import TrainStep, make_optimizer, train_step
+    config = SimpleNamespace(amp=False, n_past=2, beta=1e-4, lr=2e-3, beta1=0.9)
+    torch.manual_seed(0)
+    a = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
+    b = copy.deepcopy(a)
+    update = TrainStep(a, make_optimizer("adam", a.parameters(), config), config, graphed=False)
+    opt_b = make_optimizer("adam", b.parameters(), config)
+    for k in range(2):
+        x = torch.rand(2, 4, 1, 64, 64, generator=torch.Generator().manual_seed(k))
+        torch.manual_seed(k)
+        out_a = update(x)
+        torch.manual_seed(k)
+        out_b = train_step(b, opt_b, x, config)
+        assert all(torch.equal(u, v) for u, v in zip(out_a, out_b))
+    assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
