@@ -92,6 +92,7 @@ class TrainStep:
         self.static_x = torch.empty_like(x)
         self.optimizer.zero_grad(set_to_none=True)  # the graph allocates the gradients it writes
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # thread_local: the DataLoader's pin-memory thread keeps making CUDA calls during the capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             self.static_out = _update(self.net, self.optimizer, self.static_x, self.config, cache_autocast=False)
         self.graph = graph
