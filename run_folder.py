@@ -78,11 +78,12 @@ def exit_at_next_signal(code):
     return {sig: signal.signal(sig, lambda signum, frame: os._exit(code)) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
-def ignore_sigterm(worker_id=None):
-    """Data workers leave SIGTERM to the main process, which then shuts them down itself; otherwise
-    `pkill` or a cluster scheduler, which signal every process of the job, would kill a worker first
-    and the DataLoader would end the run with a traceback."""
+def ignore_stop_signals(worker_id=None):
+    """Data workers leave SIGTERM and SIGINT to the main process, which then shuts them down itself;
+    otherwise `pkill`, a cluster scheduler or Ctrl-C, which signal every process of the job, would
+    stop a worker first and the DataLoader (its pin-memory thread on a GPU) would print a traceback."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class RunWriteError(Exception):

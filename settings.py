@@ -93,9 +93,9 @@ SETTINGS = (
     S("amp", None, SPEED + "bfloat16 autocast for the convolutions; LSTMs, loss, weights and optimizer stay float32",
       bool, "toggle", on_resume="may_change"),
     S("compile", None, SPEED + "torch.compile the training step", bool, "toggle", on_resume="may_change"),
-    S("cuda_graphs", True, "GPUs: capture the training update as one CUDA graph after 3 eager updates and replay it "
-                           "(the same computation without thousands of kernel launches); off under torchrun and "
-                           "with --compile", bool, "toggle", on_resume="may_change"),
+    S("cuda_graphs", True, "GPUs: capture the training update as one CUDA graph and replay it (the same computation "
+                           "without thousands of kernel launches; 3 eager warm-up updates before the capture are "
+                           "undone); off under torchrun and with --compile", bool, "toggle", on_resume="may_change"),
     S("channels_last", None, SPEED + "channels-last memory format for the convolutions", bool, "toggle",
       on_resume="may_change"),
     S("tensorboard", False, "also write the per-epoch losses and sample grids for TensorBoard into <run>/tensorboard "

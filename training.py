@@ -24,7 +24,7 @@ from data.moving_mnist import MovingMNIST, Trajectories
 from data.mnist_digits import describe_digit_source
 from models.svg import SVG
 from plots import plot_losses, plot_samples
-from run_folder import Run, RunWriteError, TrainingInterrupted, ignore_sigterm, open_run, sigterm_as_interrupt
+from run_folder import Run, RunWriteError, TrainingInterrupted, ignore_stop_signals, open_run, sigterm_as_interrupt
 from settings import TrainConfig, as_dict, network_config, parse_args, run_name
 from training_step import TrainStep, make_optimizer, set_capturable, train_step  # noqa: F401 (train_step: public here)
 from utils import DeviceError, UsageError, cpu_has_bfloat16, derived_seed, write_json
@@ -205,7 +205,7 @@ def training_loader(config, train_data, ranks, say):
         say(f"note: --data_threads {config.data_threads} capped at this machine's {workers} cores", flush=True)
     loader = DataLoader(train_data, batch_size=config.batch_size, sampler=sampler, drop_last=True,
                         num_workers=workers, pin_memory=ranks.device.type == "cuda",
-                        persistent_workers=workers > 0, generator=torch.Generator(), worker_init_fn=ignore_sigterm)
+                        persistent_workers=workers > 0, generator=torch.Generator(), worker_init_fn=ignore_stop_signals)
     return sampler, loader
 
 

@@ -2,16 +2,19 @@
 
 On a GPU most of an SVG step is launch overhead: thousands of small kernels (the recurrent cells,
 batch norm per time step). The step has static shapes, makes no host synchronisation and keeps the
-optimizer step inside, so it can be captured once and replayed: ``TrainStep`` runs the first
-``WARMUP_STEPS`` updates eagerly (caches, cuDNN plans and the optimizer's state are created
-there), captures the next one and replays it from then on, with a static input buffer that each
-batch is copied into. Every update, eager or replayed, is the same computation on the same batch;
-the random draws come from the same generator (a graph reads its seed and offset at each replay),
-so ``torch.manual_seed`` at an epoch's start replays that epoch exactly.
+optimizer step inside, so it can be captured once and replayed: ``TrainStep`` captures the update
+at its first call, with a static input buffer that each batch is copied into, and replays it from
+then on. Capturing needs a few eager updates first (they create cuDNN/cuBLAS state, caches and the
+optimizer's moments); their effect on the weights, buffers, optimizer state and random generator
+is undone, so every real update is a replay. A run resumed from a checkpoint therefore continues
+with the same replays an uninterrupted run makes: exact under ``--deterministic``. (A replay and an
+eager update compute the same thing, but may round differently.)
 """
+from contextlib import contextmanager
+
 import torch
 
-WARMUP_STEPS = 3  # eager updates before the capture (PyTorch's graph recipe asks for a few)
+WARMUP_STEPS = 3  # eager updates before the capture, then undone (PyTorch's graph recipe asks for a few)
 
 
 def make_optimizer(name, params, config, capturable=False):
@@ -54,6 +57,34 @@ def _update(net, optimizer, x, config, cache_autocast):
     return mse.detach(), kld.detach()
 
 
+@contextmanager
+def undone(net, optimizer, device):
+    """Whatever updates run inside leave no trace: the module's parameters and buffers, the
+    optimizer's state and the device's random generator are as before when the block ends."""
+    saved_state = {k: v.clone() for k, v in net.state_dict().items()}
+    saved_moments = {p: {k: v.clone() for k, v in st.items() if torch.is_tensor(v)}
+                     for p, st in optimizer.state.items()}
+    cuda = torch.device(device).type == "cuda"
+    saved_rng = torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state()
+    yield
+    with torch.no_grad():
+        for k, v in net.state_dict().items():
+            v.copy_(saved_state[k])
+        for p, st in optimizer.state.items():
+            for k, v in st.items():
+                if not torch.is_tensor(v):
+                    continue
+                if k in saved_moments.get(p, {}):
+                    v.copy_(saved_moments[p][k])
+                else:  # created inside: zero is its value before any update (Adam's and RMSprop's
+                    v.zero_()  # moments and step; SGD's first step sets its momentum to the gradient)
+    optimizer.zero_grad(set_to_none=True)
+    if cuda:
+        torch.cuda.set_rng_state(saved_rng, device)
+    else:
+        torch.set_rng_state(saved_rng)
+
+
 class TrainStep:
     """``step(x) -> (mse, kld)``: the update on batch x, eager or (``graphed``) as a CUDA graph.
 
@@ -63,30 +94,27 @@ class TrainStep:
 
     def __init__(self, net, optimizer, config, graphed):
         self.net, self.optimizer, self.config, self.graphed = net, optimizer, config, graphed
-        self.calls = 0
-        self.graph = self.static_x = self.static_out = self.side_stream = None
+        self.graph = self.static_x = self.static_out = None
 
     def __call__(self, x):
-        self.calls += 1
         if not self.graphed:
             return train_step(self.net, self.optimizer, x, self.config)
         if self.graph is None:
-            if self.calls <= WARMUP_STEPS:
-                return self._eager_on_side_stream(x)
+            self._warm_up_and_undo(x)
             self._capture(x)
         self.static_x.copy_(x, non_blocking=True)
         self.graph.replay()
         return self.static_out
 
-    def _eager_on_side_stream(self, x):
-        # warm-up off the default stream, as PyTorch's graph recipe does (lazy state then lives
-        # where the capture will find it)
-        side = self.side_stream = self.side_stream or torch.cuda.Stream(x.device)
+    def _warm_up_and_undo(self, x):
+        """WARMUP_STEPS eager updates on x, off the default stream as PyTorch's graph recipe does, undone."""
+        side = torch.cuda.Stream(x.device)
         side.wait_stream(torch.cuda.current_stream(x.device))
-        with torch.cuda.stream(side):
-            out = train_step(self.net, self.optimizer, x, self.config, cache_autocast=False)
-        torch.cuda.current_stream(x.device).wait_stream(side)
-        return out
+        with undone(self.net, self.optimizer, x.device):
+            with torch.cuda.stream(side):
+                for _ in range(WARMUP_STEPS):
+                    train_step(self.net, self.optimizer, x, self.config, cache_autocast=False)
+            torch.cuda.current_stream(x.device).wait_stream(side)
 
     def _capture(self, x):
         self.static_x = torch.empty_like(x)

@@ -1,13 +1,15 @@
-"""On a GPU: the update replayed as a CUDA graph equals the eager update, and a run resumed from a
-checkpoint (fresh graph, fresh warm-up) continues exactly.
+"""On a GPU: a run resumed from a checkpoint (fresh graph, fresh warm-up) continues exactly as the
+uninterrupted graphed run, and the graphed updates compute what the eager ones compute.
 
     python benchmarks/check_cuda_graphs.py [--device cuda] [--batch_size 16] [--steps 8]
 
 Three runs of two epochs from the same weights and batches, each epoch starting with
 torch.manual_seed as the training loop does: eager; graphed; graphed for epoch 0, then rebuilt from a
-saved state dict for epoch 1. Under deterministic kernels and float32 the three must agree bitwise;
-with --amp (bfloat16) the graphed run is compared with the eager one within a tolerance.
-Prints one line per comparison and exits 1 when one fails.
+saved state dict for epoch 1. Under deterministic kernels and float32 the graphed and the resumed
+run must agree bitwise (every real update of both is a replay); the graphed run and the eager one
+may round differently, which a few Adam steps amplify (the pre-batch-norm biases have a true
+gradient of 0, so theirs is rounding noise that Adam scales to full-size steps): they are compared
+within a tolerance, with the first update that differs. Exits 1 when a comparison fails.
 """
 import argparse
 import copy
@@ -22,12 +24,17 @@ from training import configure_numerics
 from training_step import TrainStep, make_optimizer, set_capturable
 
 
-def run(model, batches, config, graphed, epochs, state=None):
-    """Train `model` over `epochs` (each a list of batch indices); returns per-step losses."""
-    opt = make_optimizer("adam", model.parameters(), config, capturable=graphed)
+def run(model, batches, config, graphed, epochs, capturable, state=None):
+    """Train `model` over `epochs` (each a list of batch indices); returns per-step losses.
+
+    The eager run uses the same capturable Adam as the graphed ones (its bias corrections are tensor
+    operations, rounded differently from non-capturable Adam's Python floats), so that the
+    comparison isolates the graph.
+    """
+    opt = make_optimizer("adam", model.parameters(), config, capturable=capturable)
     if state is not None:
         opt.load_state_dict(state)
-        set_capturable(opt, graphed)
+        set_capturable(opt, capturable)
     update = TrainStep(model, opt, config, graphed)
     losses = []
     for epoch, steps in epochs:
@@ -61,32 +68,33 @@ def main():
     epochs = [(0, range(args.steps)), (1, range(args.steps, 2 * args.steps))]
 
     eager = copy.deepcopy(base)
-    loss_e, _ = run(eager, batches, config, False, epochs)
+    loss_e, _ = run(eager, batches, config, False, epochs, graphed)
     graph = copy.deepcopy(base)
-    loss_g, _ = run(graph, batches, config, graphed, epochs)
+    loss_g, _ = run(graph, batches, config, graphed, epochs, graphed)
     first = copy.deepcopy(base)
-    loss_r0, opt = run(first, batches, config, graphed, epochs[:1])
+    loss_r0, opt = run(first, batches, config, graphed, epochs[:1], graphed)
     saved_model = copy.deepcopy(first.state_dict())
     saved_opt = copy.deepcopy(opt.state_dict())
     resumed = copy.deepcopy(base)
     resumed.load_state_dict(saved_model)
-    loss_r1, _ = run(resumed, batches, config, graphed, epochs[1:], saved_opt)
+    loss_r1, _ = run(resumed, batches, config, graphed, epochs[1:], graphed, saved_opt)
     loss_r = torch.cat([loss_r0, loss_r1])
 
     ok = True
-    for what, loss, model in (("graphed", loss_g, graph), ("graphed + resumed", loss_r, resumed)):
-        d_loss = max_diff(loss, loss_e)
+    numerics = "bfloat16 autocast" if args.amp else "float32, deterministic"
+    for what, loss, model, ref_loss, ref_model, exact in (
+            ("graphed + resumed vs graphed", loss_r, resumed, loss_g, graph, not args.amp),
+            ("graphed vs eager", loss_g, graph, loss_e, eager, False)):
+        d_loss = max_diff(loss, ref_loss)
         d_state = max_diff([t for t in model.state_dict().values() if t.is_floating_point()],
-                           [t for t in eager.state_dict().values() if t.is_floating_point()])
-        if args.amp:
-            good = d_loss <= 1e-2 * loss_e.abs().max().item()
-        else:
-            good = d_loss == 0 and d_state == 0
+                           [t for t in ref_model.state_dict().values() if t.is_floating_point()])
+        good = (d_loss == 0 and d_state == 0) if exact else d_loss <= 1e-2 * ref_loss.abs().max().item()
         ok &= good
-        print(f"{what} vs eager ({'bfloat16 autocast' if args.amp else 'float32, deterministic'}, "
-              f"{2 * args.steps} updates, graphs={'on' if graphed else 'off: no CUDA'}): largest loss difference "
-              f"{d_loss:.3g}, largest weight/buffer difference {d_state:.3g} -> {'OK' if good else 'FAILED'}",
-              flush=True)
+        differing = (loss != ref_loss).any(1).nonzero()
+        first = f"first differing update {differing[0].item()}" if len(differing) else "every update equal"
+        print(f"{what} ({numerics}, {2 * args.steps} updates, graphs={'on' if graphed else 'off: no CUDA'}, "
+              f"{'bitwise' if exact else 'within 1%'}): largest loss difference {d_loss:.3g} ({first}), largest "
+              f"weight/buffer difference {d_state:.3g} -> {'OK' if good else 'FAILED'}", flush=True)
     sys.exit(0 if ok else 1)
 
 

@@ -102,28 +102,33 @@ class Trajectories(Dataset):
         """batch of trajectories -> (B, T, 1, S, S) frames on ``device``, equal bit for bit to the
         dataset's own ``__getitem__``; the digit table is copied to the device once."""
         table = torch.from_numpy(self.frames.digits).to(device)
+        # the 256 values a digit pixel can take, divided by 255 by numpy exactly as __getitem__ does (a GPU
+        # may divide by a scalar as a multiplication by its reciprocal, which rounds differently)
+        levels = torch.from_numpy(np.arange(256, dtype=np.uint8).astype(np.float32) / 255.0).to(device)
         size = self.frames.image_size
 
         def render(batch):
             ids, corners = (t.to(device, non_blocking=True) for t in batch)
-            return render_frames(table, ids, corners, size)
+            return render_frames(table, levels, ids, corners, size)
         return render
 
 
-def render_frames(digits, ids, corners, image_size):
-    """Frames (B, T, 1, S, S) float32 from a uint8 digit table (N, d, d), digit indices (B, K) and
-    top-left corners (B, T, K, 2) as (y, x), on the table's device.
+def render_frames(digits, levels, ids, corners, image_size):
+    """Frames (B, T, 1, S, S) float32 from a uint8 digit table (N, d, d), the float32 value of each
+    pixel level (256,), digit indices (B, K) and top-left corners (B, T, K, 2) as (y, x), on the
+    table's device.
 
-    The same float32 operations as ``MovingMNIST.__getitem__``: each digit is divided by 255 and
-    added to a zero canvas, digit by digit, then the canvas is clipped at 1. Each digit is placed by
-    a gather (no atomics), so the result is exact and deterministic on every device.
+    The same float32 operations as ``MovingMNIST.__getitem__``: each digit's pixels become their
+    level's value (uint8 / 255) and are added to a zero canvas, digit by digit, then the canvas is
+    clipped at 1. Each digit is placed by a gather (no atomics), so the result is exact and
+    deterministic on every device.
     """
     B, T, K, _ = corners.shape
     d = digits.shape[-1]
     pos = torch.arange(image_size, device=digits.device)
     canvas = torch.zeros(B, T, image_size, image_size, device=digits.device)
     for k in range(K):
-        patch = digits[ids[:, k]].float() / 255.0                                 # (B, d, d)
+        patch = levels[digits[ids[:, k]].long()]                                  # (B, d, d)
         rows = pos - corners[:, :, k, 0, None]                                    # (B, T, S): row in the digit
         cols = pos - corners[:, :, k, 1, None]
         inside = ((rows >= 0) & (rows < d))[..., :, None] & ((cols >= 0) & (cols < d))[..., None, :]

@@ -161,3 +161,34 @@ def test_eager_update_equals_the_training_step():
         out_b = train_step(b, opt_b, x, config)
         assert all(torch.equal(u, v) for u, v in zip(out_a, out_b))
     assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+@pytest.mark.parametrize("optimizer_name", ["adam", "rmsprop", "sgd"])
+@pytest.mark.parametrize("fresh", [True, False])
+def test_warm_up_before_a_capture_is_undone_completely(optimizer_name, fresh):
+    # The CUDA graph's warm-up updates are undone, so that every real update is a replay and a resumed
+    # run continues exactly; checked on the CPU with the same context manager
+    import copy
+    from types import SimpleNamespace
+
+    from training_step import make_optimizer, train_step, undone
+    config = SimpleNamespace(amp=False, n_past=2, beta=1e-4, lr=2e-3, beta1=0.9)
+    torch.manual_seed(0)
+    model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
+    opt = make_optimizer(optimizer_name, model.parameters(), config)
+    x = torch.rand(2, 4, 1, 64, 64)
+    if not fresh:  # a resumed run: the optimizer has state already
+        train_step(model, opt, x, config)
+    twin = copy.deepcopy(model)
+    twin_opt = make_optimizer(optimizer_name, twin.parameters(), config)
+    twin_opt.load_state_dict(copy.deepcopy(opt.state_dict()))  # state_dict() holds the live tensors
+    torch.manual_seed(3)
+    with undone(model, opt, "cpu"):
+        for _ in range(3):
+            train_step(model, opt, torch.rand(2, 4, 1, 64, 64), config)
+    assert all(p.grad is None for p in model.parameters())
+    after_undo = train_step(model, opt, x, config)  # the RNG too is as it was: same z as the twin's
+    torch.manual_seed(3)
+    untouched = train_step(twin, twin_opt, x, config)
+    assert all(torch.equal(a, b) for a, b in zip(after_undo, untouched))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), twin.state_dict().values()))
