@@ -6,8 +6,9 @@
 #   3. the shipped SM-MNIST model continued at batch 100 on the full MNIST with the fastest setting;
 #   4. export, and evaluation on the GPU of the new and the shipped weights (best of 100, 5 -> 25, first 256
 #      MNIST test sequences, 2018 SSIM), then --protocol srvp on the new ones (no FVD: the I3D sdist does not travel).
-# What comes back under $OUT: log.txt (everything printed), the run's metrics.jsonl / args.json / train.log, the
-# evaluations' summary.json files and the exported weights in 15 MiB pieces (weights.pth.part-aa, ...; `cat` them).
+# What comes back under $OUT (the device tool returns at most 8 files of 16 MiB): log.txt (everything printed),
+# results.tar (the run's metrics.jsonl, args.json, train.log and the evaluations' summary_*.json) and the exported
+# weights in 15 MiB pieces (weights.pth.part-aa, ...; `cat` them back together).
 #
 # Carried (device tool `carry`): .whl (progressbar2, python-utils wheels for the GPU machine's Python) and
 # .gpu_data/MNIST/raw/*.gz (the full MNIST in torchvision's file format, 11 MB).
@@ -81,21 +82,22 @@ echo "## 4. export and evaluation (at $SECONDS s)"
 EVAL="--N 256 --nsample 100 --batch_size 256 --ssim 2018 --mnist_source torchvision --data_root $DATA --no_gifs --no_fvd --device $DEVICE"
 if [ -n "$CKPT" ]; then
     RUN=$(dirname "$CKPT")
-    cp "$RUN/metrics.jsonl" "$RUN/args.json" "$RUN/train.log" "$OUT/" 2>/dev/null
+    mkdir -p /tmp/results && cp "$RUN/metrics.jsonl" "$RUN/args.json" "$RUN/train.log" /tmp/results/ 2>/dev/null
     tail -3 "$RUN/train.log"
     $PY checkpoint.py export "$CKPT" /tmp/weights.pth && (cd "$OUT" && split -b 15M /tmp/weights.pth weights.pth.part-)
     sha256sum /tmp/weights.pth
     timeout 60 $PY generate_svg_lp.py --model_path /tmp/weights.pth --log_dir /tmp/eval_new $EVAL
-    cp /tmp/eval_new/summary.json "$OUT/summary_new.json" 2>/dev/null
+    cp /tmp/eval_new/summary.json /tmp/results/summary_new.json 2>/dev/null
 fi
 timeout 60 $PY generate_svg_lp.py --model_path pretrained_models/svglp_smmnist2.pth --log_dir /tmp/eval_shipped $EVAL
-cp /tmp/eval_shipped/summary.json "$OUT/summary_shipped.json" 2>/dev/null
+mkdir -p /tmp/results && cp /tmp/eval_shipped/summary.json /tmp/results/summary_shipped.json 2>/dev/null
 if [ -n "$CKPT" ] && [ $(left) -gt 20 ]; then
     T0=$SECONDS
     timeout $(( $(left) - 5 )) $PY generate_svg_lp.py --model_path /tmp/weights.pth --log_dir /tmp/eval_srvp --protocol srvp \
         --no_fvd --no_gifs --batch_size 1000 --rollout_batch 20000 --mnist_source torchvision --data_root $DATA --device $DEVICE
     echo "srvp protocol rc=$? in $((SECONDS - T0)) s"
-    cp /tmp/eval_srvp/summary.json "$OUT/summary_srvp.json" 2>/dev/null
+    cp /tmp/eval_srvp/summary.json /tmp/results/summary_srvp.json 2>/dev/null
 fi
+tar -C /tmp/results -cf "$OUT/results.tar" . 2>/dev/null
 ls -la "$OUT"
 echo "## done after $SECONDS s"
