@@ -16,11 +16,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
 
-from checkpoint import CheckpointError  # noqa: E402
-from data import DataError  # noqa: E402
-from data.moving_mnist import TEST_LENGTH, MovingMNIST  # noqa: E402
-from frechet_distance import FrechetDistanceCalculator, InputError  # noqa: E402
-from utils import DeviceError, OneLineArgumentParser, UsageError, writable_folder  # noqa: E402
+from svgvp.training.checkpoint import CheckpointError  # noqa: E402
+from svgvp.data import DataError  # noqa: E402
+from svgvp.data.moving_mnist import TEST_LENGTH, MovingMNIST  # noqa: E402
+from svgvp.data.package_files import default_cache_dir  # noqa: E402
+from svgvp.metrics.frechet import FrechetDistanceCalculator, InputError  # noqa: E402
+from svgvp.utils import DeviceError, OneLineArgumentParser, UsageError, writable_folder  # noqa: E402
 
 
 def line_plot(path, x, y, xlabel, title):
@@ -38,6 +39,8 @@ def main(argv=None):
     p = OneLineArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model_path", default=None, help="SVG checkpoint (default: the shipped SM-MNIST model)")
     p.add_argument("--out_dir", default=".", help="folder for the three PNG plots")
+    p.add_argument("--data_root", default=os.path.join(default_cache_dir(), "data"),
+                   help="where the MNIST digits are cached (default: the shared cache folder, $SVG_CACHE_DIR)")
     p.add_argument("--num_sequences", type=int, default=256, help="SM-MNIST test sequences to compare")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: CUDA when present)")
     args = p.parse_args(argv)
@@ -94,7 +97,7 @@ def run(args):
     calc = FrechetDistanceCalculator(model_path=args.model_path, device=args.device)
 
     # 2. Stochastic Moving MNIST test sequences (fixed set; offline digits when MNIST is not on disk).
-    data = MovingMNIST(train=False, data_root="data", seq_len=20, num_digits=2)
+    data = MovingMNIST(train=False, data_root=args.data_root, seq_len=20, num_digits=2)
     videos = torch.stack([data[k] for k in range(args.num_sequences)])            # (N, T, 1, 64, 64)
     first, last = videos[:, 0], videos[:, -1]
 

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import torch
 from common import count_flops, describe_device, time_interleaved
 
-import cpu_memory
-from models.svg import SVG, SVGConfig
-from training import train_step
+from svgvp import cpu_memory
+from svgvp.models.svg import SVG, SVGConfig
+from svgvp.training.loop import train_step
 
 
 def make_step(batch_size, amp, device):

@@ -24,7 +24,7 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
 import torch
-import cpu_memory
+from svgvp import cpu_memory
 from bench_batch_size import make_step
 if {keep}:
     assert cpu_memory.keep_freed_memory()

@@ -15,7 +15,7 @@ import scipy.linalg
 import torch
 from common import ROOT, describe_device, time_interleaved
 
-import frechet_distance as fd
+from svgvp.metrics import frechet as fd
 
 
 def sqrtm_distance(mu1, s1, mu2, s2):

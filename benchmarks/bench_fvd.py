@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from common import describe_device, time_interleaved
 
-import fvd
-import i3d_weights
-from models.i3d import InceptionI3d
+from svgvp.metrics import frechet_video as fvd
+from svgvp.data import i3d_weights
+from svgvp.models.i3d import InceptionI3d
 
 
 def flax_forward(clips):

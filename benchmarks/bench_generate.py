@@ -14,7 +14,7 @@ import datetime
 import torch
 from common import count_flops, describe_device, matmul_tflops, time_interleaved
 
-from models.svg import SVG, SVGConfig
+from svgvp.models.svg import SVG, SVGConfig
 
 
 def main():

@@ -30,7 +30,7 @@ SETTINGS = {
 CHILD = """
 import json, resource, sys, torch
 sys.path.insert(0, {root!r})
-from models.svg import SVG, SVGConfig
+from svgvp.models.svg import SVG, SVGConfig
 model, width, channels, g_dim, z_dim, n_past, rows, lp = {args!r}
 torch.manual_seed(0)
 m = SVG(SVGConfig(model=model, image_width=width, channels=channels, g_dim=g_dim, z_dim=z_dim, learned_prior=lp)).eval()

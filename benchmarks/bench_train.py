@@ -18,11 +18,11 @@ import torch
 from common import (ROOT, count_flops, describe_device, matmul_tflops, peak_memory_mb, profile_gpu,  # noqa: F401
                     sync, time_interleaved)
 
-import cpu_memory
-from models.svg import SVG, SVGConfig
+from svgvp import cpu_memory
+from svgvp.models.svg import SVG, SVGConfig
 from tests.reference_2018 import reference_loss  # the per-step 2018 loop the tests compare with
-from training_step import TrainStep, make_optimizer
-from utils import cpu_has_bfloat16
+from svgvp.training.step import TrainStep, make_optimizer
+from svgvp.utils import cpu_has_bfloat16
 
 SETTINGS = {
     "smmnist": (SVGConfig(model="dcgan", channels=1, z_dim=10), 5, 10),
@@ -150,8 +150,8 @@ def data_pipeline(batch_size, seq_len, workers, step_seconds, data_root, mnist_s
     On a GPU also the way training runs there: workers draw trajectories, the GPU draws the frames."""
     from torch.utils.data import DataLoader
 
-    from data.moving_mnist import MovingMNIST, Trajectories
-    from training import EpochSampler
+    from svgvp.data.moving_mnist import MovingMNIST, Trajectories
+    from svgvp.training.loop import EpochSampler
     ds = MovingMNIST(train=True, data_root=data_root, seq_len=seq_len, mnist_source=mnist_source)
     batches = 20
     sources = [("frames drawn by the workers", ds, lambda b: b)]

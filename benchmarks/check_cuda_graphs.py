@@ -19,9 +19,9 @@ from types import SimpleNamespace
 import torch
 from common import ROOT  # noqa: F401  (puts the repository on the path)
 
-from models.svg import SVG, SVGConfig
-from training import configure_numerics
-from training_step import TrainStep, make_optimizer, set_capturable
+from svgvp.models.svg import SVG, SVGConfig
+from svgvp.training.loop import configure_numerics
+from svgvp.training.step import TrainStep, make_optimizer, set_capturable
 
 
 def run(model, batches, config, graphed, epochs, capturable, state=None):

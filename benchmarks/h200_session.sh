@@ -84,7 +84,7 @@ if [ -n "$CKPT" ]; then
     RUN=$(dirname "$CKPT")
     mkdir -p /tmp/results && cp "$RUN/metrics.jsonl" "$RUN/args.json" "$RUN/train.log" /tmp/results/ 2>/dev/null
     tail -3 "$RUN/train.log"
-    $PY checkpoint.py export "$CKPT" /tmp/weights.pth && (cd "$OUT" && split -b 15M /tmp/weights.pth weights.pth.part-)
+    $PY -m svgvp.training.checkpoint export "$CKPT" /tmp/weights.pth && (cd "$OUT" && split -b 15M /tmp/weights.pth weights.pth.part-)
     sha256sum /tmp/weights.pth
     timeout 60 $PY generate_svg_lp.py --model_path /tmp/weights.pth --log_dir /tmp/eval_new $EVAL
     cp /tmp/eval_new/summary.json /tmp/results/summary_new.json 2>/dev/null

@@ -15,10 +15,10 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from checkpoint import load_model  # noqa: E402
-from data.moving_mnist import MovingMNIST  # noqa: E402
-from evaluation import best_sample, score_samples  # noqa: E402
-from models.svg import SVG, SVGConfig  # noqa: E402
+from svgvp.training.checkpoint import load_model  # noqa: E402
+from svgvp.data.moving_mnist import MovingMNIST  # noqa: E402
+from svgvp.metrics.evaluation import best_sample, score_samples  # noqa: E402
+from svgvp.models.svg import SVG, SVGConfig  # noqa: E402
 
 DEFAULT = os.path.join(ROOT, "pretrained_models", "svglp_smmnist2.pth")
 # tests/test_pretrained.py requires the shipped model's best-of-10 prior SSIM to stay above this value,

@@ -17,8 +17,8 @@ def make_checkpoint(path, seed=0, **config):
     """A small, randomly initialised SVG checkpoint in the training scripts' format."""
     import torch
 
-    from checkpoint import build_checkpoint, save_checkpoint
-    from models.svg import SVG, SVGConfig
+    from svgvp.training.checkpoint import build_checkpoint, save_checkpoint
+    from svgvp.models.svg import SVG, SVGConfig
     torch.manual_seed(seed)
     cfg = SVGConfig(**{"g_dim": 16, "z_dim": 4, "rnn_size": 32, **config})
     model = SVG(cfg)
@@ -36,9 +36,9 @@ def assert_weights_changed(run_dir):
     """The run's saved weights differ from the ones its model started from (same seed, same config)."""
     import torch
 
-    from checkpoint import load_checkpoint
-    from models.svg import SVG, SVGConfig
-    from utils import derived_seed
+    from svgvp.training.checkpoint import load_checkpoint
+    from svgvp.models.svg import SVG, SVGConfig
+    from svgvp.utils import derived_seed
     ckpt = load_checkpoint(os.path.join(run_dir, "model.pth"))
     torch.manual_seed(derived_seed(ckpt["args"]["seed"], 0))   # what training.py seeds before building
     start = SVG(SVGConfig(**ckpt["config"])).state_dict()
@@ -69,5 +69,5 @@ def _release_memory_after_each_module():
 def _keep_the_test_process_allocator(monkeypatch):
     """In-process training and generation leave this process's malloc settings alone
     (tests/test_cpu_memory.py checks the real switch in a subprocess)."""
-    import cpu_memory
+    from svgvp import cpu_memory
     monkeypatch.setattr(cpu_memory, "keep_freed_memory", lambda: True)

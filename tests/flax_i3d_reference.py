@@ -16,7 +16,7 @@ sys.path.insert(0, ROOT)
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-import i3d_weights  # noqa: E402
+from svgvp.data import i3d_weights  # noqa: E402
 
 
 def flax_model(folder):

@@ -5,8 +5,8 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT, make_checkpoint
-from test_training import run_main
+from tests.conftest import ROOT, make_checkpoint
+from tests.test_training import run_main
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
@@ -65,10 +65,10 @@ def test_model_dir_refuses_damaged_fields_and_export_refuses_what_cannot_be_buil
                     "stores batch_size=2.5")
     nan = edited_checkpoint(trained_run.checkpoint, tmp_path / "nan.pth",
                             lambda c: c["model"]["encoder.c1.main.0.weight"].fill_(float("nan")))
-    assert_one_line(cli("checkpoint.py", "export", nan, str(tmp_path / "out.pth")), "NaN or infinite")
+    assert_one_line(cli("-m", "svgvp.training.checkpoint", "export", nan, str(tmp_path / "out.pth")), "NaN or infinite")
     odd = edited_checkpoint(trained_run.checkpoint, tmp_path / "odd.pth", lambda c: c["config"].update(g_dim=99))
-    assert_one_line(cli("checkpoint.py", "export", odd, str(tmp_path / "out.pth")), "do not form an SVG model")
-    assert_one_line(cli("checkpoint.py", "export", trained_run.checkpoint, str(tmp_path)), "is a directory")
+    assert_one_line(cli("-m", "svgvp.training.checkpoint", "export", odd, str(tmp_path / "out.pth")), "do not form an SVG model")
+    assert_one_line(cli("-m", "svgvp.training.checkpoint", "export", trained_run.checkpoint, str(tmp_path)), "is a directory")
     assert not (tmp_path / "out.pth").exists()
 
 
@@ -77,7 +77,7 @@ def test_explicit_flag_at_its_default_value_wins_on_resume(trained_run, tmp_path
     import shutil
     run_dir = tmp_path / "run"
     shutil.copytree(trained_run.dir, run_dir)   # trained with --data_threads 0; 5 is the parser default
-    import training
+    from svgvp.training import loop as training
     training.main(True, ["--resume", str(run_dir), "--niter", "2", "--data_threads", "5"])
     assert json.load(open(run_dir / "args.json"))["data_threads"] == 5
 
@@ -96,7 +96,7 @@ def test_generation_and_export_flags(tmp_path):
     path = make_checkpoint(tmp_path / "ok.pth")
     assert_one_line(cli("generate_svg_lp.py", "--model_path", path, "--log_dir", str(tmp_path / "o"),
                         "--num_threads", "-1"), "--num_threads must be 0 or more")
-    assert_one_line(cli("checkpoint.py", "export", path, "/proc/forbidden/x.pth"), "cannot write")
+    assert_one_line(cli("-m", "svgvp.training.checkpoint", "export", path, "/proc/forbidden/x.pth"), "cannot write")
     assert_one_line(cli("generate_svg_lp.py", "--model_path", path, "--log_dir", str(tmp_path / "o"),
                         "--device", "cuda:3"), "CUDA is not available")
 

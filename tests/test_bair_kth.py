@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-import training
-from data import DataError
+from svgvp.training import loop as training
+from svgvp.data import DataError
 from tests.conftest import ROOT, assert_weights_changed
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
@@ -31,7 +31,7 @@ def bair_records(root, *specs):
 
 
 def convert_bair(root):
-    return subprocess.run([sys.executable, "data/convert_bair.py", "--data_dir", str(root)], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "svgvp.data.convert_bair", "--data_dir", str(root)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -49,7 +49,7 @@ def test_bair_pixels_round_trip_exactly(bair_dir):
     root, truth = bair_dir
     png = iio.imread(root / "processed_data" / "test" / "traj_2_to_3" / "1" / "29.png")
     assert np.array_equal(png, truth[("test", "traj_2_to_3")][1][29])
-    from data.bair import RobotPush
+    from svgvp.data.bair import RobotPush
     test = RobotPush(str(root), train=False, seq_len=30)
     assert len(test) == 4
     x = test[3]
@@ -72,7 +72,7 @@ def test_bair_rerun_skips_and_ignores_partial_sequences(bair_dir, tmp_path):
     partial = root / "processed_data" / "train" / "traj_0_to_1" / "1.partial"
     shutil.move(done, partial)  # what a run interrupted while writing sequence 1 leaves
     os.remove(partial / "29.png")
-    from data.bair import RobotPush
+    from svgvp.data.bair import RobotPush
     assert len(RobotPush(str(root), train=True).dirs) == 3
     assert convert_bair(root).returncode == 0
     assert os.path.getmtime(seq / "0.png") == stamp and not partial.exists()
@@ -149,7 +149,7 @@ def kth_dir(tmp_path_factory):
         for person, d in ((1, 1), (2, 1), (22, 1)):
             write_avi(root / "raw" / c / f"person{person:02d}_{c}_d{d}_uncomp.avi", 30, person)
     (root / "00sequences.txt").write_text("person01_boxing_d1\t\tframes\t1-12, 13-30\n")
-    from data.convert_kth import main
+    from svgvp.data.convert_kth import main
     for size in ("64", "128"):
         assert main(["--data_dir", str(root), "--image_size", size]) == 0
     return root
@@ -159,7 +159,7 @@ def test_kth_odd_annotation_bytes_and_a_folder_named_like_a_video(tmp_path):
     os.makedirs(tmp_path / "raw" / "boxing" / "person03_boxing_d1_uncomp.avi")   # a folder, not a video
     write_avi(tmp_path / "raw" / "boxing" / "person01_boxing_d1_uncomp.avi", 20, 1)
     (tmp_path / "00sequences.txt").write_bytes(b"person01_boxing_d1\t\tframes\t1-10, 11-20 \xff\n")
-    from data.convert_kth import main
+    from svgvp.data.convert_kth import main
     assert main(["--data_dir", str(tmp_path), "--image_size", "64"]) == 0
     assert (tmp_path / "processed" / "boxing" / "person01_boxing_d1").is_dir()
 
@@ -174,7 +174,7 @@ def test_kth_conversion_split_and_loading(kth_dir):
     assert {v["person"] for v in train} == {1, 2} and {v["person"] for v in test} == {22}
     annotated = next(v for v in train if v["vid"] == "person01_boxing_d1")
     assert annotated["segments"] == [[1, 12], [13, 30]] and annotated["n_frames"] == 30
-    from data.kth import KTH
+    from svgvp.data.kth import KTH
     ds = KTH(str(kth_dir), train=True, seq_len=20, image_size=64)
     x = ds[0]
     assert x.shape == (20, 1, 64, 64) and 0 <= x.min() and x.max() <= 1
@@ -188,16 +188,16 @@ def test_kth_corrupt_video_and_missing_folder(tmp_path):
     os.makedirs(tmp_path / "raw" / "running")
     write_avi(tmp_path / "raw" / "running" / "person03_running_d2_uncomp.avi", 5, 0)
     (tmp_path / "raw" / "running" / "person04_running_d1_uncomp.avi").write_bytes(b"RIFF....AVI garbage")
-    res = subprocess.run([sys.executable, "data/convert_kth.py", "--data_dir", str(tmp_path)], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "svgvp.data.convert_kth", "--data_dir", str(tmp_path)], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 1 and "person04_running_d1_uncomp.avi" in res.stderr
     assert (tmp_path / "processed" / "running" / "person03_running_d2" / "image-005_64x64.png").exists()
     assert not (tmp_path / "processed" / "running" / "person04_running_d1").exists()
-    res = subprocess.run([sys.executable, "data/convert_kth.py", "--data_dir", str(tmp_path / "nope")], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "svgvp.data.convert_kth", "--data_dir", str(tmp_path / "nope")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "download_kth.sh" in res.stderr
     with pytest.raises(DataError, match="convert_kth.py"):
-        from data.kth import KTH
+        from svgvp.data.kth import KTH
         KTH(str(tmp_path / "nope"))
 
 
@@ -234,7 +234,7 @@ def test_download_scripts_fail_clearly(tmp_path):
 
 
 def test_kth_truncated_upper_case_and_interrupted_second_size(tmp_path):
-    from data.convert_kth import main
+    from svgvp.data.convert_kth import main
     raw = tmp_path / "raw" / "boxing"
     os.makedirs(raw)
     write_avi(raw / "person01_boxing_d1_uncomp.avi", 60, 1)

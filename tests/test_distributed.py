@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from conftest import ROOT
-from test_training import TINY
+from tests.conftest import ROOT
+from tests.test_training import TINY
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def torchrun(tmp_path, hook, port, *extra):
 
 SLOW_DIGITS = """
 import os, time
-import data.mnist_digits as md
+from svgvp.data import mnist_digits as md
 marker = os.path.join(os.environ["SVG_TEST_DIR"], "mnist-complete")
 def slow_download(data_root, train):
     if os.environ.get("RANK") == "0":
@@ -48,7 +48,7 @@ def test_rank_zero_fetches_the_digits_before_the_others_read_them(tmp_path):
 
 NAN_ON_RANK_1 = """
 import os
-import data.moving_mnist as mm
+from svgvp.data import moving_mnist as mm
 original = mm.MovingMNIST.__getitem__
 def poisoned(self, index):
     x = original(self, index)

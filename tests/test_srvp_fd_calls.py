@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-import frechet_distance as fd
-from feature_distances import InputError
+from svgvp.metrics import frechet as fd
+from svgvp.metrics.feature_distances import InputError
 
 pytestmark = pytest.mark.filterwarnings("ignore:a set has")
 

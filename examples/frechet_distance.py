@@ -1,0 +1,1 @@
+../frechet_distance.py

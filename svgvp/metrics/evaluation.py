@@ -1,0 +1,86 @@
+"""The best-of-N evaluation protocol in one place: presets, score samples, choose the best one, summarise.
+
+Every caller (generate_svg_lp.py, the per-epoch training plots, pretrained_models/check_quality.py)
+chooses "the best sample" through these functions, so the rule cannot drift between them:
+- evaluation (2018 generate scripts): per metric, the sample with the best mean over the predicted
+  frames; ``psnr_2018`` is the PSNR of the best-SSIM sample (the 2018 GIFs' "best");
+- the 2018 training plots: the sample with the smallest squared error over the whole sequence.
+"""
+import torch
+
+from svgvp.metrics.frames import mean_confidence, psnr, ssim
+
+# metrics.csv columns, in order
+METRICS = ("ssim_best", "psnr_best", "psnr_2018", "ssim_posterior", "psnr_posterior")
+
+# Evaluation presets, as data. "flags": generate_svg_lp.py defaults the preset sets (explicit flags win);
+# "settings": per dataset (n_past, n_future, test sequences N).
+PAPER_SETTINGS = {"smmnist": (5, 20, 256), "kth": (10, 30, 256), "bair": (2, 28, 256)}
+PROTOCOLS = {
+    # ours: the paper's horizons, standard SSIM, eval-mode batch norm, 256 sequences
+    "ours": {"flags": {}, "settings": PAPER_SETTINGS},
+    # 2018: every choice of the 2018 generate_svg_lp.py / generate_svg_fp.py (bn_train_mode None: train mode for
+    # LP, whose 2018 script left batch norm in train mode; eval mode for FP, whose script called .eval())
+    "2018": {"flags": {"ssim": "2018", "bn_train_mode": None, "n_past": 2, "n_future": 28}, "settings": PAPER_SETTINGS},
+    # srvp: the tables of SRVP (Franceschi et al. 2020) and SLAMP (Akan et al. 2021): 100 samples, the best per
+    # sequence chosen per metric on its mean over the predicted frames, standard SSIM, PSNR, FVD
+    "srvp": {"flags": {"ssim": "standard", "bn_train_mode": False, "nsample": 100, "no_fvd": False},
+             "settings": {"smmnist": (5, 20, 5000), "kth": (10, 30, 1000), "bair": (2, 28, 256)}},
+}
+
+
+def protocol_setting(protocol, dataset, n_past=None, n_future=None, n=None, fallback=(5, 10)):
+    """(n_past, n_future, N) of a protocol on a dataset; explicit values win. ``fallback``: the horizons
+    of a dataset no preset knows (the model's training horizons)."""
+    d_past, d_future, d_n = PROTOCOLS[protocol]["settings"].get(dataset, (*fallback, 256))
+    return (d_past if n_past is None else n_past, d_future if n_future is None else n_future,
+            d_n if n is None else n)
+
+
+def score_samples(samples, truth, ssim_variant="standard"):
+    """Per-sample, per-frame (SSIM, PSNR): samples (B, S, T, C, H, W) against truth (B, T, C, H, W)."""
+    target = truth[:, None].expand_as(samples)
+    return ssim(samples, target, ssim_variant), psnr(samples, target)
+
+
+def best_sample(scores):
+    """(index (B,), its mean score (B,)) of the sample with the highest mean over the frames of scores (B, S, T)."""
+    mean = scores.mean(2)
+    score, index = mean.max(1)
+    return index, score
+
+
+def of_sample(scores, index):
+    """scores (B, S, T) of one sample per sequence -> (B, T)."""
+    return scores[torch.arange(scores.shape[0], device=scores.device), index.to(scores.device)]
+
+
+def best_of_n(ssims, psnrs):
+    """The per-frame metrics of the best sample of each sequence, chosen per metric (B, T) each."""
+    best_ssim, _ = best_sample(ssims)
+    best_psnr, _ = best_sample(psnrs)
+    return {"ssim_best": of_sample(ssims, best_ssim), "psnr_best": of_sample(psnrs, best_psnr),
+            "psnr_2018": of_sample(psnrs, best_ssim)}
+
+
+def lowest_error_sample(samples, x):
+    """Index (B,) of the sample with the smallest summed squared error to x over all frames (2018 training plot)."""
+    return ((samples - x[:, None]) ** 2).flatten(2).sum(2).argmin(1)
+
+
+def table(metrics):
+    """The tables' shape: per metric, the mean over the predicted frames of each sequence, then its mean and
+    95% interval over sequences: {metric: {"mean", "ci95"}}."""
+    out = {}
+    for name, values in metrics.items():                       # (N, n_future)
+        mean, ci = mean_confidence(values.double().mean(1))
+        out[name] = {"mean": mean.item(), "ci95": ci.item()}
+    return out
+
+
+def summarise(metrics, n_past):
+    """metrics_summary.csv rows: per time step, each metric's mean and 95% interval over sequences."""
+    stats = {k: mean_confidence(v) for k, v in metrics.items()}               # each: ((n_future,), (n_future,))
+    n_future = next(iter(metrics.values())).shape[1]
+    return [{"t": n_past + t, **{f"{k}_{part}": stats[k][j][t].item() for k in metrics
+                                 for j, part in enumerate(("mean", "ci95"))}} for t in range(n_future)]

@@ -1,0 +1,255 @@
+"""The mathematics of feature distances, on features alone: statistics, the Fréchet distance, KID.
+
+Shared by every feature extractor (the SVG encoder in ``frechet_distance.py``, I3D in ``svgvp/metrics/frechet_video.py``),
+whose calculators get their common methods from ``FeatureSets``. Statistics are
+accumulated in float64 (``RunningStatistics``); the Fréchet distance uses an exact trace (no
+``sqrtm``); inputs are checked to be real, finite numbers of matching shapes.
+"""
+import os
+import warnings
+import zipfile
+
+import numpy as np
+
+
+class InputError(ValueError):
+    """Inputs that cannot be compared as given; the message names the problem and the fix."""
+
+
+PSD_TOLERANCE = 1e-8  # relative: asymmetry and negative eigenvalues allowed in a covariance, for rounding
+
+
+def real_array(values, name):
+    """values as a float64 array; complex, text, object or boolean values are an InputError."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor (any device, with or without grad)
+        values = values.detach().cpu()
+        values = (values.double() if values.is_floating_point() else values).numpy()  # bfloat16 has no numpy type
+    try:
+        a = np.asarray(values)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} is not an array of numbers ({err})") from None
+    if a.dtype.kind not in "iuf":
+        raise InputError(f"{name} must hold real numbers, got dtype {a.dtype}"
+                         + ("; the imaginary part would be dropped" if a.dtype.kind == "c" else ""))
+    return a.astype(np.float64)
+
+
+def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2):
+    """||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^1/2), in float64.
+
+    With any factors B B^T = S (Cholesky, or the eigen-decomposition when S is singular),
+    tr((S1 S2)^1/2) is the nuclear norm (sum of singular values) of B1^T B2. No
+    ``scipy.linalg.sqrtm``, so the result is always real, and no product S1^1/2 S2 S1^1/2 whose
+    small eigenvalues would lose half their digits. Rounding can make the result slightly negative
+    for (near-)identical statistics; that value is returned as is, not clipped. Each sigma must be
+    symmetric positive semi-definite to a relative tolerance of PSD_TOLERANCE.
+    """
+    mu1, mu2 = np.atleast_1d(real_array(mu1, "mu1")), np.atleast_1d(real_array(mu2, "mu2"))
+    s1, s2 = np.atleast_2d(real_array(sigma1, "sigma1")), np.atleast_2d(real_array(sigma2, "sigma2"))
+    if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
+        raise InputError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
+    for name, a in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"{name} contains NaN or infinite values")
+    b1, b2 = _covariance_factor(s1, "sigma1"), _covariance_factor(s2, "sigma2")
+    trace_sqrt = np.linalg.svd(b1.T @ b2, compute_uv=False).sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
+
+
+def _covariance_factor(s, name):
+    """B with B B^T = s; raises InputError if s is not symmetric positive semi-definite.
+
+    Cholesky when s is positive definite (fast, and unaffected by the scale of each dimension);
+    otherwise V diag(sqrt(w)) from the symmetric eigen-decomposition.
+    """
+    scale = np.abs(s).max()
+    if np.abs(s - s.T).max() > PSD_TOLERANCE * max(scale, 1e-300):
+        raise InputError(f"{name} is not symmetric; pass a covariance matrix")
+    s = (s + s.T) / 2
+    try:
+        return np.linalg.cholesky(s)
+    except np.linalg.LinAlgError:  # singular (fewer samples than dimensions) or not PSD: decide below
+        pass
+    w, v = np.linalg.eigh(s)
+    if w.size and w.min() < -PSD_TOLERANCE * max(np.abs(w).max(), 1e-300):
+        raise InputError(f"{name} is not positive semi-definite (eigenvalue {w.min():.3g}); pass a covariance matrix")
+    return v * np.sqrt(np.clip(w, 0, None))
+
+
+def frechet_distance_from_features(f1, f2):
+    """Fréchet distance between two feature sets (N1, d) and (N2, d), in float64.
+
+    With no more samples than dimensions (the covariance is then singular: rank N - 1) it uses the
+    nuclear-norm form, tr((S1 S2)^1/2) =
+    ||X1c X2c^T||_* / sqrt((N1-1)(N2-1)), which is exact and works on N x N matrices.
+    """
+    f1, f2 = real_array(f1, "the first feature set"), real_array(f2, "the second feature set")
+    for name, f in (("first", f1), ("second", f2)):
+        if f.ndim != 2 or f.shape[0] < 2:
+            raise InputError(f"the {name} feature set must be (N >= 2, d), got shape {f.shape}")
+        if not np.isfinite(f).all():
+            raise InputError(f"the {name} feature set contains NaN or infinite values")
+    if f1.shape[1] != f2.shape[1]:
+        raise InputError(f"feature dimensions differ: {f1.shape[1]} vs {f2.shape[1]}")
+    mu1, mu2 = f1.mean(0), f2.mean(0)
+    x1, x2 = f1 - mu1, f2 - mu2
+    n1, n2 = len(f1), len(f2)
+    if min(n1, n2) <= f1.shape[1]:  # the same rule as the small-sample warning
+        tr1 = (x1 ** 2).sum() / (n1 - 1)
+        tr2 = (x2 ** 2).sum() / (n2 - 1)
+        nuclear = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
+        return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * nuclear)
+    return frechet_distance_from_statistics(mu1, np.cov(x1, rowvar=False), mu2, np.cov(x2, rowvar=False))
+
+
+def kernel_distance_from_features(f1, f2, num_subsets=100, subset_size=1000, seed=0):
+    """Unbiased KID (MMD^2 with the kernel (x.y/d + 1)^3) over seeded random subsets: (mean, std error)."""
+    f1, f2 = real_array(f1, "the first feature set"), real_array(f2, "the second feature set")
+    if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
+        raise InputError(f"KID needs two feature sets (N, d) of the same d, got shapes {f1.shape} and {f2.shape}")
+    if not (np.isfinite(f1).all() and np.isfinite(f2).all()):
+        raise InputError("KID: the feature sets contain NaN or infinite values")
+    for name, value, least in (("num_subsets", num_subsets, 1), ("subset_size", subset_size, 2)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InputError(f"{name} must be a whole number, got {value!r}")
+        if value < least:
+            raise InputError(f"{name} must be at least {least}, got {value}")
+    num_subsets, subset_size = int(num_subsets), int(subset_size)
+    m = min(subset_size, len(f1), len(f2))
+    if m < 2:
+        raise InputError("KID needs at least 2 samples in each set")
+    d = f1.shape[1]
+    rng = np.random.default_rng(seed)
+    values = np.empty(num_subsets)
+    for k in range(num_subsets):
+        a = f1[rng.choice(len(f1), m, replace=False)]
+        b = f2[rng.choice(len(f2), m, replace=False)]
+        kaa, kbb, kab = (a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3
+        values[k] = ((kaa.sum() - np.trace(kaa)) / (m * (m - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1))
+                     - 2 * kab.mean())
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(num_subsets) if num_subsets > 1 else 0.0)
+
+
+class RunningStatistics:
+    """Mean and covariance accumulated batch by batch in float64 (sets larger than memory)."""
+
+    def __init__(self):
+        self.n, self.shift, self.sum, self.outer = 0, None, None, None
+
+    def update(self, features):
+        f = np.asarray(features, np.float64)
+        if self.shift is None:
+            self.shift = f.mean(0)  # shifting by a first estimate keeps the sums well conditioned
+            self.sum = np.zeros_like(self.shift)
+            self.outer = np.zeros((f.shape[1], f.shape[1]))
+        f = f - self.shift
+        self.n += len(f)
+        self.sum += f.sum(0)
+        self.outer += f.T @ f
+
+    def result(self):
+        """(mu, sigma, n)."""
+        if self.n < 2:
+            raise InputError(f"need at least 2 images to compute statistics, got {self.n}")
+        mean = self.sum / self.n
+        cov = (self.outer - self.n * np.outer(mean, mean)) / (self.n - 1)
+        return mean + self.shift, (cov + cov.T) / 2, self.n
+
+
+def save_statistics(path, mu, sigma, n=None):
+    """Write mu and sigma (and n) to an .npz file, as pytorch-fid; returns the path written
+    (numpy adds '.npz' to a name without it)."""
+    np.savez(path, mu=mu, sigma=sigma, **({} if n is None else {"n": n}))
+    return path if str(path).endswith(".npz") else f"{path}.npz"
+
+
+def load_statistics(path):
+    """(mu, sigma) from an .npz file with real arrays 'mu' (d,) and 'sigma' (d, d)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no statistics file at '{path}'")
+    try:
+        f = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise InputError(f"'{path}' is not a readable .npz file of statistics ({reason}); write one with "
+                         f"--save-stats") from None
+    if not isinstance(f, np.lib.npyio.NpzFile):
+        raise InputError(f"'{path}' holds a single array (a .npy file?), not an .npz of 'mu' and 'sigma'")
+    with f:
+        if "mu" not in f or "sigma" not in f:
+            raise InputError(f"'{path}' has no 'mu' and 'sigma' arrays")
+        try:
+            mu, sigma = f["mu"], f["sigma"]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
+            raise InputError(f"'{path}': 'mu' or 'sigma' cannot be read ({err}); write the file again") from None
+    mu, sigma = real_array(mu, f"'{path}' mu"), real_array(sigma, f"'{path}' sigma")
+    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
+        raise InputError(f"'{path}': mu {mu.shape} and sigma {sigma.shape} are not a (d,) mean and (d, d) covariance")
+    return mu, sigma
+
+
+class FeatureSets:
+    """What a calculator does with a feature extractor: features, statistics, saved statistics, distances.
+
+    A subclass defines ``feature_batches(items, batch_size)`` (float64 (b, d) arrays, streamed),
+    ``feature_dim`` and ``item`` (the word its messages use: "image", "video").
+    """
+    item = "item"
+    small_set_advice = "compare sets of equal size"
+    mu = sigma = n = None
+
+    def feature_batches(self, items, batch_size=None):
+        raise NotImplementedError
+
+    def warn_if_small(self, n):
+        if n <= self.feature_dim:  # rank n - 1 < d: the covariance is singular
+            warnings.warn(f"a set has {n} {self.item}s, not more than the feature dimension {self.feature_dim}: the "
+                          f"covariance is singular and the distance is strongly biased; {self.small_set_advice}",
+                          stacklevel=3)
+
+    def extract_features(self, items, batch_size=None):
+        """(N, d) float64 numpy features (items: an array, a tensor, or an iterable of batches)."""
+        out = list(self.feature_batches(items, batch_size))
+        if not out:
+            raise InputError(f"the {self.item} set is empty")
+        return np.concatenate(out)
+
+    def compute_statistics(self, items):
+        """(mu, sigma, n) of the features, streamed in float64; also kept for save_statistics()."""
+        stats = RunningStatistics()
+        for features in self.feature_batches(items):
+            stats.update(features)
+        self.mu, self.sigma, self.n = stats.result()
+        self.warn_if_small(self.n)
+        return self.mu, self.sigma, self.n
+
+    def save_statistics(self, path):
+        """Write the statistics of the last compute_statistics() to an .npz (mu, sigma, n); returns the path."""
+        if self.mu is None:
+            raise RuntimeError(f"call compute_statistics({self.item}s) before save_statistics(path)")
+        return save_statistics(path, self.mu, self.sigma, self.n)
+
+    def distance(self, items1, items2, batch_size=None):
+        """The Fréchet distance between two sets of at least 2 items each (from features: exact for any N)."""
+        f1, f2 = self.extract_features(items1, batch_size), self.extract_features(items2, batch_size)
+        for f in (f1, f2):
+            if len(f) < 2:
+                raise InputError(f"each set needs at least 2 {self.item}s, got {len(f)}")
+            self.warn_if_small(len(f))
+        return frechet_distance_from_features(f1, f2)
+
+    def compare(self, inputs):
+        """The distance between two command-line inputs, each a set of items or ("stats", mu, sigma, ...): from
+        the features when both are items (exact for any N), else from the statistics."""
+        if not any(isinstance(d, tuple) for d in inputs):
+            return self.distance(*inputs)
+        stats = [d[1:3] if isinstance(d, tuple) else self.compute_statistics(d)[:2] for d in inputs]
+        return frechet_distance_from_statistics(*stats[0], *stats[1])
+
+
+def check_save_stats_paths(source, target, readable):
+    """The two paths of a command line's --save-stats: items in, an .npz of statistics out."""
+    if not target.endswith(".npz"):
+        raise InputError(f"--save-stats writes an .npz file; name the output '<name>.npz', not '{target}'")
+    if source.endswith(".npz"):
+        raise InputError(f"'{source}' already holds statistics; --save-stats needs {readable} as its first input")
