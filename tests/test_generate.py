@@ -106,7 +106,11 @@ def test_unwritable_log_dir_is_refused_before_sampling_and_one_frame_still_write
     assert res.returncode == 2 and "cannot be written" in res.stderr and "Traceback" not in res.stderr
     summary = run(lp_ckpt, tmp_path / "one", "--N", "1", "--n_future", "1", "--no_gifs")
     assert summary["frechet_distance_svg_encoder"] is None
-    assert "Fréchet distance: not computed" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "Fréchet distance: not computed" in err
+    # one sequence has no 95% interval: said so, and stored as undefined (null), never as 0
+    assert "(no interval: one sequence)" in out and "± 0.0000" not in out
+    assert all(row["ci95"] is None for row in summary["table"].values())
     assert len(read_csv(tmp_path / "one" / "metrics.csv")) == 1
 
 

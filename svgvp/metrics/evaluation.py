@@ -6,6 +6,8 @@ chooses "the best sample" through these functions, so the rule cannot drift betw
   frames; ``psnr_2018`` is the PSNR of the best-SSIM sample (the 2018 GIFs' "best");
 - the 2018 training plots: the sample with the smallest squared error over the whole sequence.
 """
+import math
+
 import torch
 
 from svgvp.metrics.frames import mean_confidence, psnr, ssim
@@ -70,17 +72,22 @@ def lowest_error_sample(samples, x):
 
 def table(metrics):
     """The tables' shape: per metric, the mean over the predicted frames of each sequence, then its mean and
-    95% interval over sequences: {metric: {"mean", "ci95"}}."""
+    95% interval over sequences: {metric: {"mean", "ci95"}}; ci95 is None (undefined) for one sequence."""
     out = {}
     for name, values in metrics.items():                       # (N, n_future)
         mean, ci = mean_confidence(values.double().mean(1))
-        out[name] = {"mean": mean.item(), "ci95": ci.item()}
+        out[name] = {"mean": mean.item(), "ci95": _defined(ci.item())}
     return out
+
+
+def _defined(value):
+    """None for an undefined (NaN) interval, which JSON and CSV then show as empty rather than 'NaN'."""
+    return None if math.isnan(value) else value
 
 
 def summarise(metrics, n_past):
     """metrics_summary.csv rows: per time step, each metric's mean and 95% interval over sequences."""
     stats = {k: mean_confidence(v) for k, v in metrics.items()}               # each: ((n_future,), (n_future,))
     n_future = next(iter(metrics.values())).shape[1]
-    return [{"t": n_past + t, **{f"{k}_{part}": stats[k][j][t].item() for k in metrics
+    return [{"t": n_past + t, **{f"{k}_{part}": _defined(stats[k][j][t].item()) for k in metrics
                                  for j, part in enumerate(("mean", "ci95"))}} for t in range(n_future)]

@@ -17,6 +17,25 @@ class InputError(ValueError):
 
 
 PSD_TOLERANCE = 1e-8  # relative: asymmetry and negative eigenvalues allowed in a covariance, for rounding
+# relative to tr(S1) + tr(S2) + ||mu1 - mu2||^2: how far below 0 rounding may take a distance (float64 sums of
+# at most a few thousand terms err by ~1e-13 of that scale); such a value is reported as 0.0, a larger
+# negative one would mean a bug and raises
+NEGATIVE_TOLERANCE = 1e-9
+
+
+def _non_negative(value, scale):
+    """The Fréchet distance, which is mathematically >= 0: rounding just below 0 becomes 0.0."""
+    if value >= 0:
+        return float(value)
+    if value >= -NEGATIVE_TOLERANCE * max(scale, 1e-300):
+        return 0.0
+    raise RuntimeError(f"the Fréchet distance came out at {value:.3g}, below zero by more than rounding allows "
+                       f"(scale {scale:.3g}); this is a bug, please report it with the inputs")
+
+
+def _has_features(d, what):
+    if d == 0:
+        raise InputError(f"{what} have dimension 0: there is nothing to compare; give features of at least 1 dimension")
 
 
 def real_array(values, name):
@@ -40,20 +59,23 @@ def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2):
     With any factors B B^T = S (Cholesky, or the eigen-decomposition when S is singular),
     tr((S1 S2)^1/2) is the nuclear norm (sum of singular values) of B1^T B2. No
     ``scipy.linalg.sqrtm``, so the result is always real, and no product S1^1/2 S2 S1^1/2 whose
-    small eigenvalues would lose half their digits. Rounding can make the result slightly negative
-    for (near-)identical statistics; that value is returned as is, not clipped. Each sigma must be
-    symmetric positive semi-definite to a relative tolerance of PSD_TOLERANCE.
+    small eigenvalues would lose half their digits. Each sigma must be
+    symmetric positive semi-definite to a relative tolerance of PSD_TOLERANCE. Rounding can take
+    the result of (near-)identical statistics just below zero: within NEGATIVE_TOLERANCE of the
+    terms' scale it is reported as 0.0; further below, an error is raised.
     """
     mu1, mu2 = np.atleast_1d(real_array(mu1, "mu1")), np.atleast_1d(real_array(mu2, "mu2"))
     s1, s2 = np.atleast_2d(real_array(sigma1, "sigma1")), np.atleast_2d(real_array(sigma2, "sigma2"))
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (mu1.size, mu1.size):
         raise InputError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {s1.shape} vs {s2.shape}")
+    _has_features(mu1.size, "the statistics")
     for name, a in (("mu1", mu1), ("sigma1", s1), ("mu2", mu2), ("sigma2", s2)):
         if not np.all(np.isfinite(a)):
             raise InputError(f"{name} contains NaN or infinite values")
     b1, b2 = _covariance_factor(s1, "sigma1"), _covariance_factor(s2, "sigma2")
     trace_sqrt = np.linalg.svd(b1.T @ b2, compute_uv=False).sum()
-    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt)
+    mean_term, traces = ((mu1 - mu2) ** 2).sum(), np.trace(s1) + np.trace(s2)
+    return _non_negative(mean_term + traces - 2 * trace_sqrt, mean_term + traces)
 
 
 def _covariance_factor(s, name):
@@ -91,6 +113,7 @@ def frechet_distance_from_features(f1, f2):
             raise InputError(f"the {name} feature set contains NaN or infinite values")
     if f1.shape[1] != f2.shape[1]:
         raise InputError(f"feature dimensions differ: {f1.shape[1]} vs {f2.shape[1]}")
+    _has_features(f1.shape[1], "the features")
     mu1, mu2 = f1.mean(0), f2.mean(0)
     x1, x2 = f1 - mu1, f2 - mu2
     n1, n2 = len(f1), len(f2)
@@ -98,15 +121,22 @@ def frechet_distance_from_features(f1, f2):
         tr1 = (x1 ** 2).sum() / (n1 - 1)
         tr2 = (x2 ** 2).sum() / (n2 - 1)
         nuclear = np.linalg.svd(x1 @ x2.T, compute_uv=False).sum() / np.sqrt((n1 - 1) * (n2 - 1))
-        return float(((mu1 - mu2) ** 2).sum() + tr1 + tr2 - 2 * nuclear)
+        mean_term = ((mu1 - mu2) ** 2).sum()
+        return _non_negative(mean_term + tr1 + tr2 - 2 * nuclear, mean_term + tr1 + tr2)
     return frechet_distance_from_statistics(mu1, np.cov(x1, rowvar=False), mu2, np.cov(x2, rowvar=False))
 
 
 def kernel_distance_from_features(f1, f2, num_subsets=100, subset_size=1000, seed=0):
-    """Unbiased KID (MMD^2 with the kernel (x.y/d + 1)^3) over seeded random subsets: (mean, std error)."""
+    """Unbiased KID (MMD^2 with the kernel (x.y/d + 1)^3) over seeded random subsets: (mean, std error).
+
+    The standard error is that of the mean over the subsets. It is undefined (NaN, with a warning)
+    when the subsets cannot differ: one subset, or subsets as large as both sets (then each subset
+    is the whole of both sets; use a subset_size below the sets' sizes for an error estimate).
+    """
     f1, f2 = real_array(f1, "the first feature set"), real_array(f2, "the second feature set")
     if f1.ndim != 2 or f2.ndim != 2 or f1.shape[1] != f2.shape[1]:
         raise InputError(f"KID needs two feature sets (N, d) of the same d, got shapes {f1.shape} and {f2.shape}")
+    _has_features(f1.shape[1], "the features")
     if not (np.isfinite(f1).all() and np.isfinite(f2).all()):
         raise InputError("KID: the feature sets contain NaN or infinite values")
     for name, value, least in (("num_subsets", num_subsets, 1), ("subset_size", subset_size, 2)):
@@ -114,10 +144,13 @@ def kernel_distance_from_features(f1, f2, num_subsets=100, subset_size=1000, see
             raise InputError(f"{name} must be a whole number, got {value!r}")
         if value < least:
             raise InputError(f"{name} must be at least {least}, got {value}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a whole number of 0 or more, got {seed!r}")
     num_subsets, subset_size = int(num_subsets), int(subset_size)
     m = min(subset_size, len(f1), len(f2))
     if m < 2:
         raise InputError("KID needs at least 2 samples in each set")
+    same_subsets = m == len(f1) and m == len(f2)
     d = f1.shape[1]
     rng = np.random.default_rng(seed)
     values = np.empty(num_subsets)
@@ -127,13 +160,20 @@ def kernel_distance_from_features(f1, f2, num_subsets=100, subset_size=1000, see
         kaa, kbb, kab = (a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3
         values[k] = ((kaa.sum() - np.trace(kaa)) / (m * (m - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1))
                      - 2 * kab.mean())
-    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(num_subsets) if num_subsets > 1 else 0.0)
+    if same_subsets or num_subsets == 1:
+        why = ("every subset is the whole of both sets (subset_size >= both sizes)" if same_subsets
+               else "there is one subset")
+        warnings.warn(f"KID's standard error is undefined: {why}; it is returned as NaN. For an error estimate use "
+                      f"num_subsets > 1 and a subset_size below the sets' sizes ({len(f1)}, {len(f2)})", stacklevel=2)
+        return float(values.mean()), float("nan")
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(num_subsets))
 
 
 class RunningStatistics:
     """Mean and covariance accumulated batch by batch in float64 (sets larger than memory)."""
 
-    def __init__(self):
+    def __init__(self, item="item"):
+        self.item = item  # what is counted, for messages: "image", "video"
         self.n, self.shift, self.sum, self.outer = 0, None, None, None
 
     def update(self, features):
@@ -150,7 +190,7 @@ class RunningStatistics:
     def result(self):
         """(mu, sigma, n)."""
         if self.n < 2:
-            raise InputError(f"need at least 2 images to compute statistics, got {self.n}")
+            raise InputError(f"need at least 2 {self.item}s to compute statistics, got {self.n}")
         mean = self.sum / self.n
         cov = (self.outer - self.n * np.outer(mean, mean)) / (self.n - 1)
         return mean + self.shift, (cov + cov.T) / 2, self.n
@@ -216,7 +256,7 @@ class FeatureSets:
 
     def compute_statistics(self, items):
         """(mu, sigma, n) of the features, streamed in float64; also kept for save_statistics()."""
-        stats = RunningStatistics()
+        stats = RunningStatistics(self.item)
         for features in self.feature_batches(items):
             stats.update(features)
         self.mu, self.sigma, self.n = stats.result()

@@ -71,8 +71,9 @@ def psnr(x, y):
 
 
 def mean_confidence(values):
-    """(mean, half-width of the 95% normal confidence interval) over the first axis."""
+    """(mean, half-width of the 95% normal confidence interval) over the first axis; the
+    half-width is NaN (undefined) for a single value."""
     values = values.double()
     n = values.shape[0]
-    std = values.std(0) if n > 1 else torch.zeros_like(values[0])
+    std = values.std(0) if n > 1 else torch.full_like(values[0], float("nan"))
     return values.mean(0), 1.96 * std / math.sqrt(max(n, 1))

@@ -17,6 +17,7 @@ encoder's latent vector (the default feature) describes pose and motion more tha
 ``features="latent+skips"`` appends globally pooled skip-connection features.
 """
 import argparse
+import copy
 import os
 import sys
 
@@ -29,6 +30,7 @@ from svgvp.metrics.feature_distances import (FeatureSets, InputError, RunningSta
                                kernel_distance_from_features, load_statistics, save_statistics)
 from svgvp.pretrained import (_MODEL_CACHE, DEFAULT_MODEL_PATH, PRETRAINED, clear_model_cache, load_encoder,  # noqa: F401
                         resolve_model_path)
+from svgvp.metrics.numerics import full_float32
 from svgvp.metrics.image_inputs import (batches_of, checked_images, in_value_range, infer_value_range,  # noqa: F401
                           positive_batch_size, set_range)
 from svgvp.utils import DeviceError, OneLineArgumentParser, warnings_as_one_line
@@ -108,12 +110,12 @@ class FrechetDistanceCalculator(FeatureSets):
                                               self.config.image_width, device=self.device)).shape[1]
 
     def _features(self, x):
-        training = self.encoder.training  # a shared encoder may be in train mode (generate --bn_train_mode)
-        self.encoder.eval()               # features always use the running statistics
-        try:
-            h, skips = self.encoder(x)
-        finally:
-            self.encoder.train(training)
+        # Features always use batch norm's running statistics. A caller's encoder in train mode (generate
+        # --bn_train_mode, a model being trained) is never switched: an eval copy computes them, so that
+        # neither its mode nor its buffers change, also while other threads use it.
+        encoder = copy.deepcopy(self.encoder).eval() if self.encoder.training else self.encoder
+        with full_float32():
+            h, skips = encoder(x)
         if self.features == "latent":
             return h
         return torch.cat([h] + [s.mean(dim=(2, 3)) for s in skips], 1)

@@ -22,6 +22,7 @@ import torch
 
 from svgvp.metrics.feature_distances import FeatureSets, InputError, check_save_stats_paths, frechet_distance_from_statistics
 from svgvp.data.i3d_weights import I3DWeightsError, load_i3d
+from svgvp.metrics.numerics import full_float32
 from svgvp.metrics.image_inputs import (batches_of, checked_videos, in_value_range, infer_value_range, positive_batch_size,
                           set_range)
 from svgvp.models.i3d import FRAME_SIZE, MIN_FRAMES, NUM_CLASSES
@@ -100,7 +101,9 @@ class FVDCalculator(FeatureSets):
                 for i in range(0, len(x), step):
                     part = x[i:i + step].to(self.device, torch.float32)
                     part = in_value_range(part, lo, hi, value_range, where, self.clip)
-                    yield self.model(preprocess(part)).double().cpu().numpy()
+                    with full_float32():
+                        logits = self.model(preprocess(part))
+                    yield logits.double().cpu().numpy()
 
     def __call__(self, videos1, videos2):
         """FVD between two video sets (each at least 2 videos)."""

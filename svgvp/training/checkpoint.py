@@ -124,33 +124,53 @@ def describe_source(ckpt):
             f"converted in memory")
 
 
-def convert_2018(src, dst):
+def convert_2018(src, dst, force=False):
     """Write a 2018 model file in this project's format (loads with weights_only=True)."""
+    dst = _output_file(src, dst, force)
     ckpt = load_checkpoint(src)
     if not ckpt.get("converted_from"):
         raise CheckpointError(f"'{src}' is already an svg checkpoint; nothing to convert")
     build_model(ckpt)  # weights that do not fit opt's configuration stop here, before anything is written
-    save_checkpoint(_output_file(dst), ckpt)
+    save_checkpoint(dst, ckpt)
     return ckpt
 
 
-def export_inference(src, dst):
+def export_inference(src, dst, force=False):
     """Copy a training checkpoint without its optimizer state (about a third of the size).
 
     The copy loads everywhere a checkpoint does; training continues from it with --model_dir
     (a fresh optimizer), not with --resume.
     """
+    dst = _output_file(src, dst, force)
     ckpt = load_checkpoint(src)
     build_model(ckpt)  # NaN weights or a config that does not fit them stop here, before anything is written
     ckpt.pop("optimizer", None)
     ckpt["exported_from"] = os.path.basename(os.path.dirname(os.path.abspath(src)))
-    save_checkpoint(_output_file(dst), ckpt)
+    save_checkpoint(dst, ckpt)
 
 
-def _output_file(dst):
-    """dst as a checkpoint file name to write; a directory is refused (nothing is written into it)."""
+def _is_run_checkpoint(path):
+    """A run folder's model.pth (its folder holds the run's args.json or metrics.jsonl)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.basename(path) == "model.pth" and any(
+        os.path.exists(os.path.join(folder, name)) for name in ("args.json", "metrics.jsonl"))
+
+
+def _output_file(src, dst, force=False):
+    """dst as a checkpoint file name to write, checked before anything is read or written: never a
+    directory, never the source itself, never an existing file unless ``force`` (and never a run's
+    model.pth, whose optimizer state an exact --resume needs)."""
     if os.path.isdir(dst):
         raise CheckpointError(f"'{dst}' is a directory; give the output's file name, e.g. {os.path.join(dst, 'model.pth')}")
+    if not os.path.exists(dst):
+        return dst
+    if os.path.exists(src) and (os.path.realpath(src) == os.path.realpath(dst) or os.path.samefile(src, dst)):
+        raise CheckpointError(f"'{dst}' is the source file itself; write the copy to another file")
+    if _is_run_checkpoint(dst):
+        raise CheckpointError(f"'{dst}' is a run's checkpoint and exists; it is never replaced (its optimizer state is "
+                              f"what --resume needs): write to another file")
+    if not force:
+        raise CheckpointError(f"'{dst}' exists; choose another file name, or pass --force to replace it")
     return dst
 
 
@@ -189,17 +209,18 @@ def main(argv=None):
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="write an inference-only copy (no optimizer state)")
-    e.add_argument("src")
-    e.add_argument("dst")
     c = sub.add_parser("convert", help="write a 2018 edenton/svg model file in this project's format")
-    c.add_argument("src")
-    c.add_argument("dst")
+    for command in (e, c):
+        command.add_argument("src")
+        command.add_argument("dst")
+        command.add_argument("--force", action="store_true",
+                             help="replace an existing dst (never the source, never a run's model.pth)")
     a = p.parse_args(argv)
     try:
         if a.command == "export":
-            export_inference(a.src, a.dst)
+            export_inference(a.src, a.dst, a.force)
         else:
-            converted = convert_2018(a.src, a.dst)
+            converted = convert_2018(a.src, a.dst, a.force)
             print(describe_source(converted))
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)

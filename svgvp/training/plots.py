@@ -46,9 +46,10 @@ def plot_metrics(path, summary_rows, n_past, train_horizon, ssim_variant):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, name in ((axes[0], "ssim_best", f"SSIM ({ssim_variant})"), (axes[1], "psnr_best", "PSNR (dB)")):
         m = np.array([r[f"{key}_mean"] for r in summary_rows])
-        ci = np.array([r[f"{key}_ci95"] for r in summary_rows])
+        ci = [r[f"{key}_ci95"] for r in summary_rows]
         ax.plot(t, m, label="best of N")
-        ax.fill_between(t, m - ci, m + ci, alpha=0.3)
+        if None not in ci:  # no band where the interval is undefined (one sequence)
+            ax.fill_between(t, m - np.array(ci), m + np.array(ci), alpha=0.3)
         ax.axvline(n_past - 0.5, color="green", ls="--", label="end of conditioning")
         if train_horizon is not None:
             ax.axvline(train_horizon - 0.5, color="gray", ls=":", label="training horizon")
