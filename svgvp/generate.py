@@ -281,6 +281,11 @@ def write_outputs(args, ckpt, metrics, summary_rows, distances, n_past, n_future
 
 def generate(args):
     """Load, evaluate, summarise, write: the whole of generate_svg_lp.py."""
+    if os.path.isdir(args.log_dir) and os.listdir(args.log_dir):
+        # an evaluation's files never mix with another's (an earlier, larger --N left test_0003/ beside a
+        # summary.json that said N = 2)
+        raise UsageError(f"--log_dir '{args.log_dir}' already holds files (an earlier evaluation?); pass a new or "
+                         f"empty folder, or delete that one")
     model, ckpt, device, test, n_past, n_future = load(args)
     writable_folder(args.log_dir, "--log_dir")  # before any sampling
     fvd_calc = open_fvd(args, device, n_past + n_future)
@@ -321,6 +326,11 @@ def main(argv=None):
     except (UsageError, CheckpointError, DataError, DeviceError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        written = os.path.isdir(args.log_dir) and os.listdir(args.log_dir)
+        print(f"\ninterrupted; " + (f"'{args.log_dir}' holds a partial evaluation: delete it before evaluating into "
+                                     f"it again" if written else "nothing was written"), file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -542,3 +542,15 @@ def test_rounding_below_zero_is_reported_as_zero_and_a_real_negative_value_raise
     assert feature_distances._non_negative(-1e-17, 1.0) == 0.0
     with pytest.raises(RuntimeError, match="bug"):
         feature_distances._non_negative(-1e-3, 1.0)
+
+
+def test_save_stats_output_is_checked_before_any_feature_is_computed(tiny_checkpoint, tmp_path, capsys,
+                                                                    monkeypatch):
+    np.save(tmp_path / "real.npy", np.random.default_rng(0).random((4, 1, 64, 64)).astype(np.float32))
+    (tmp_path / "dir.npz").mkdir()
+    monkeypatch.setattr(fd.FrechetDistanceCalculator, "compute_statistics",
+                        lambda *a: pytest.fail("features were computed before the output was checked"))
+    for target, message in ((tmp_path / "dir.npz", "is a directory"), (tmp_path / "no" / "s.npz", "does not exist")):
+        assert fd.main(["--model-path", tiny_checkpoint, "--device", "cpu", "--save-stats", str(tmp_path / "real.npy"),
+                        str(target)]) == 2
+        assert message in capsys.readouterr().err

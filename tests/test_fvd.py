@@ -287,3 +287,10 @@ def test_one_video_is_counted_as_a_video(random_i3d):
     calc = fvd.FVDCalculator(model=random_i3d, device="cpu")
     with pytest.raises(fvd.InputError, match="need at least 2 videos to compute statistics, got 1"):
         calc.compute_statistics(videos(1))
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64])
+def test_wide_unsigned_videos_follow_the_shared_range_rule(random_i3d, dtype):
+    v8 = (videos(3) * 255).round().numpy().astype(np.uint8)
+    calc = fvd.FVDCalculator(model=random_i3d, device="cpu")
+    np.testing.assert_array_equal(calc.extract_features(v8.astype(dtype)), calc.extract_features(v8))

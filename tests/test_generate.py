@@ -190,3 +190,26 @@ def test_without_the_i3d_weights_one_line_says_why_and_the_rest_goes_on(lp_ckpt,
     assert summary["fvd"] is None and (tmp_path / "o" / "metrics.csv").exists()
     short = run(lp_ckpt, tmp_path / "s", "--N", "2", "--nsample", "2", "--no_gifs")  # 2 + 3 frames
     assert short["fvd"] is None and "needs clips of at least 9 frames" in capsys.readouterr().err
+
+
+def test_an_evaluation_never_writes_into_another_ones_folder_and_ctrl_c_is_one_line(lp_ckpt, tmp_path, capsys,
+                                                                                   monkeypatch):
+    out = tmp_path / "eval"
+    run(lp_ckpt, out, "--N", "2", "--no_gifs")
+    capsys.readouterr()
+    before = sorted(os.listdir(out))
+    with pytest.raises(SystemExit) as stop:
+        run(lp_ckpt, out, "--N", "1", "--no_gifs")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "already holds files" in err and len(err.strip().splitlines()) == 1
+    assert sorted(os.listdir(out)) == before
+
+    def interrupted(*args, **kwargs):
+        os.makedirs(tmp_path / "cut", exist_ok=True)
+        (tmp_path / "cut" / "metrics.csv").write_text("t\n")  # something written before the Ctrl-C
+        raise KeyboardInterrupt
+    monkeypatch.setattr(generate_svg_lp, "evaluate", interrupted)
+    with pytest.raises(SystemExit) as stop:
+        run(lp_ckpt, tmp_path / "cut", "--no_gifs")
+    err = capsys.readouterr().err
+    assert stop.value.code == 130 and "partial evaluation" in err and "Traceback" not in err

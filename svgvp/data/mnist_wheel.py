@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import os
 import struct
+import warnings
 import zipfile
 
 import numpy as np
@@ -123,7 +124,11 @@ def full_mnist(data_root, wheel=None, expected_md5=None):
             raise MnistWheelError(f"the full MNIST from the {wheel.requirement} wheel is not available "
                                   f"({err})") from None
         raise MnistWheelError(f"cannot write '{folder}' ({err.strerror}); choose a writable --data_root") from None
-    atomic_write(cache, lambda tmp: _save_npz(tmp, arrays))
+    try:
+        atomic_write(cache, lambda tmp: _save_npz(tmp, arrays))
+    except OSError as err:  # a cache that cannot be written (a folder in its place, read-only): used uncached
+        warnings.warn(f"the verified MNIST could not be cached at '{cache}' ({err.strerror or err}); it is used "
+                      f"all the same and rebuilt from the wheel next time", stacklevel=2)
     return arrays
 
 

@@ -293,3 +293,11 @@ def check_save_stats_paths(source, target, readable):
         raise InputError(f"--save-stats writes an .npz file; name the output '<name>.npz', not '{target}'")
     if source.endswith(".npz"):
         raise InputError(f"'{source}' already holds statistics; --save-stats needs {readable} as its first input")
+    # the output is checked before any feature is computed (minutes for a large set)
+    if os.path.isdir(target):
+        raise InputError(f"--save-stats output '{target}' is a directory; name a file '<name>.npz'")
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise InputError(f"--save-stats output folder '{folder}' does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"--save-stats output folder '{folder}' cannot be written; choose another")

@@ -28,6 +28,13 @@ def to_tensor(images):
     return images
 
 
+def value_extremes(x):
+    """(min, max) of a real tensor of any dtype, read in one pass (the range rule's input)."""
+    if x.dtype in (torch.uint16, torch.uint32, torch.uint64):  # PyTorch has no min/max kernels for these
+        x = x.to(torch.float64)                                 # exact up to 2**53
+    return tuple(float(v) for v in torch.aminmax(x))
+
+
 def checked_images(images):
     """(float32 (N, C, H, W) tensor, was_integer, min, max) after the shape, dtype and finiteness checks."""
     x = to_tensor(images)
@@ -46,7 +53,7 @@ def checked_images(images):
     x = x.float() if integer else x.to(torch.float32)
     if not torch.isfinite(x).all():
         raise InputError("images contain NaN or infinite values")
-    lo, hi = (v.item() for v in torch.aminmax(x))  # one pass, read once for the range rule and its check
+    lo, hi = value_extremes(x)  # one pass, read once for the range rule and its check
     return x, integer, lo, hi
 
 
@@ -70,7 +77,7 @@ def checked_videos(videos, min_frames):
     integer = not x.is_floating_point()
     if not integer and not torch.isfinite(x).all():
         raise InputError("videos contain NaN or infinite values")
-    lo, hi = (float(v) for v in torch.aminmax(x))  # on the input's own dtype: no float copy of the whole set
+    lo, hi = value_extremes(x)  # on the input's own dtype: no float copy of the whole set (but for uint16-64)
     return x, integer, lo, hi
 
 
