@@ -14,7 +14,7 @@ from svgvp.metrics import frechet_video as fvd
 from svgvp.data import i3d_weights
 from svgvp.metrics.feature_distances import InputError, frechet_distance_from_features, load_statistics
 from svgvp.models.i3d import InceptionI3d, Unit3D, max_pool_same, same_padding
-from tests.conftest import ROOT
+from tests.conftest import ROOT, make_checkpoint
 
 import torchvision  # noqa: F401,E402  before TensorFlow: importing torchvision after it crashes the process
 tf = pytest.importorskip("tensorflow")
@@ -294,3 +294,25 @@ def test_wide_unsigned_videos_follow_the_shared_range_rule(random_i3d, dtype):
     v8 = (videos(3) * 255).round().numpy().astype(np.uint8)
     calc = fvd.FVDCalculator(model=random_i3d, device="cpu")
     np.testing.assert_array_equal(calc.extract_features(v8.astype(dtype)), calc.extract_features(v8))
+
+
+def test_statistics_of_another_metric_or_dimension_are_refused(random_i3d, tmp_path, tiny_checkpoint):
+    from svgvp.metrics import frechet
+    calc = fvd.FVDCalculator(model=random_i3d, device="cpu")
+    calc.published = True  # as the published weights would be (the random ones stand in for them)
+    np.savez(tmp_path / "three.npz", mu=np.zeros(3), sigma=np.eye(3))  # another tool's file: no identity
+    with pytest.raises(fvd.InputError, match="3-dimensional features, but FVD compares 400"):
+        calc.compare([frechet._load_input(str(tmp_path / "three.npz")), videos(3)])
+    # 128-d statistics that the SVG encoder's Fréchet distance wrote are refused by FVD, and say what they are
+    fd_calc = frechet.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu")
+    fd_calc.compute_statistics(torch.rand(20, 1, 64, 64))
+    path = fd_calc.save_statistics(str(tmp_path / "svg.npz"))
+    loaded = frechet._load_input(path)
+    assert loaded[3]["metric"] == fd_calc.metric and loaded[3]["feature_dim"] == "16"
+    with pytest.raises(fvd.InputError, match="16-dimensional features, but FVD compares 400.*the file says"):
+        calc.compare([loaded, videos(3)])
+    # the same metric and dimension but another model: refused too
+    other = frechet.FrechetDistanceCalculator(model_path=make_checkpoint(tmp_path / "other.pth", seed=1), device="cpu")
+    with pytest.raises(fvd.InputError, match="statistics of model"):
+        other.compare([loaded, torch.rand(20, 1, 64, 64)])
+    assert np.isfinite(fd_calc.compare([loaded, torch.rand(20, 1, 64, 64)]))

@@ -196,10 +196,16 @@ class RunningStatistics:
         return mean + self.shift, (cov + cov.T) / 2, self.n
 
 
-def save_statistics(path, mu, sigma, n=None):
-    """Write mu and sigma (and n) to an .npz file, as pytorch-fid; returns the path written
-    (numpy adds '.npz' to a name without it)."""
-    np.savez(path, mu=mu, sigma=sigma, **({} if n is None else {"n": n}))
+IDENTITY_KEYS = ("metric", "feature_dim", "model")  # what produced a statistics file (see FeatureSets.identity)
+
+
+def save_statistics(path, mu, sigma, n=None, identity=None):
+    """Write mu and sigma (and n) to an .npz file, as pytorch-fid, with what produced them
+    (``identity``: metric, feature_dim, model); returns the path written (numpy adds '.npz' to a
+    name without it)."""
+    extra = {} if n is None else {"n": n}
+    extra.update({k: np.array(str(v)) for k, v in (identity or {}).items() if k in IDENTITY_KEYS})
+    np.savez(path, mu=mu, sigma=sigma, **extra)
     return path if str(path).endswith(".npz") else f"{path}.npz"
 
 
@@ -228,6 +234,12 @@ def load_statistics(path):
     return mu, sigma
 
 
+def statistics_identity(path):
+    """What produced a statistics file, as save_statistics recorded it ({} for files of other tools)."""
+    with np.load(path, allow_pickle=False) as f:
+        return {k: str(f[k]) for k in IDENTITY_KEYS if k in f}
+
+
 class FeatureSets:
     """What a calculator does with a feature extractor: features, statistics, saved statistics, distances.
 
@@ -235,8 +247,29 @@ class FeatureSets:
     ``feature_dim`` and ``item`` (the word its messages use: "image", "video").
     """
     item = "item"
+    metric = "a feature distance"
     small_set_advice = "compare sets of equal size"
     mu = sigma = n = None
+
+    def identity(self):
+        """What this calculator's statistics are: metric, feature dimension, model (recorded in saved
+        statistics and checked when they are read back)."""
+        return {"metric": self.metric, "feature_dim": self.feature_dim, "model": self.model_identity()}
+
+    def model_identity(self):
+        return "unknown"
+
+    def check_statistics(self, identity, mu, where):
+        """Statistics from a file must be of this metric, feature dimension and model."""
+        mine = self.identity()
+        if mu.size != self.feature_dim:
+            raise InputError(f"{where} holds statistics of {mu.size}-dimensional features, but {self.metric} compares "
+                             f"{self.feature_dim}-dimensional ones{_produced_by(identity)}; compute them with this "
+                             f"metric's --save-stats")
+        for key in ("metric", "model"):
+            if key in identity and "unknown" not in (identity[key], mine[key]) and identity[key] != mine[key]:
+                raise InputError(f"{where} holds statistics of {key} '{identity[key]}', not '{mine[key]}'; compare "
+                                 f"statistics made with the same {key}")
 
     def feature_batches(self, items, batch_size=None):
         raise NotImplementedError
@@ -267,7 +300,7 @@ class FeatureSets:
         """Write the statistics of the last compute_statistics() to an .npz (mu, sigma, n); returns the path."""
         if self.mu is None:
             raise RuntimeError(f"call compute_statistics({self.item}s) before save_statistics(path)")
-        return save_statistics(path, self.mu, self.sigma, self.n)
+        return save_statistics(path, self.mu, self.sigma, self.n, self.identity())
 
     def distance(self, items1, items2, batch_size=None):
         """The Fréchet distance between two sets of at least 2 items each (from features: exact for any N)."""
@@ -283,8 +316,16 @@ class FeatureSets:
         the features when both are items (exact for any N), else from the statistics."""
         if not any(isinstance(d, tuple) for d in inputs):
             return self.distance(*inputs)
+        for k, d in enumerate(inputs):
+            if isinstance(d, tuple):
+                self.check_statistics(d[3], d[1], f"input {k + 1}")
         stats = [d[1:3] if isinstance(d, tuple) else self.compute_statistics(d)[:2] for d in inputs]
         return frechet_distance_from_statistics(*stats[0], *stats[1])
+
+
+def _produced_by(identity):
+    known = [f"{k} {identity[k]}" for k in ("metric", "model") if k in identity]
+    return f" (the file says: {', '.join(known)})" if known else ""
 
 
 def check_save_stats_paths(source, target, readable):

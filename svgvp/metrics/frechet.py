@@ -27,13 +27,14 @@ import torch.nn.functional as F
 
 from svgvp.metrics.feature_distances import (FeatureSets, InputError, RunningStatistics, check_save_stats_paths,  # noqa: F401
                                frechet_distance_from_features, frechet_distance_from_statistics,
-                               kernel_distance_from_features, load_statistics, save_statistics)
+                               kernel_distance_from_features, load_statistics, save_statistics,
+                                              statistics_identity)
 from svgvp.pretrained import (_MODEL_CACHE, DEFAULT_MODEL_PATH, PRETRAINED, clear_model_cache, load_encoder,  # noqa: F401
                         resolve_model_path)
 from svgvp.metrics.numerics import full_float32
 from svgvp.metrics.image_inputs import (batches_of, checked_images, in_value_range, infer_value_range,  # noqa: F401
                           positive_batch_size, set_range)
-from svgvp.utils import DeviceError, OneLineArgumentParser, warnings_as_one_line
+from svgvp.utils import DeviceError, file_sha256, OneLineArgumentParser, warnings_as_one_line
 
 FEATURES = ("latent", "latent+skips")
 
@@ -82,6 +83,7 @@ class FrechetDistanceCalculator(FeatureSets):
     """
 
     item = "image"
+    metric = "the Fréchet distance on the SVG encoder"
     small_set_advice = "compare sets of equal size or use kernel_distance()"
 
     def __init__(self, model_path=None, dataset=None, device=None, batch_size=DEFAULT_BATCH_SIZE, features="latent",
@@ -95,11 +97,19 @@ class FrechetDistanceCalculator(FeatureSets):
         _check_sqrt_trace_method(sqrt_trace_method)
         if model is not None:
             self.encoder, self.config = model.encoder, model.config
+            self.model_file = None
         else:
             self.encoder, self.config = load_encoder(model_path, device, dataset)
+            self.model_file = resolve_model_path(model_path, dataset)
         self.device = next(self.encoder.parameters()).device
         self.features = features
         self.value_range, self.clip = value_range, clip
+
+    def model_identity(self):
+        """The checkpoint's sha256 and the feature kind (an in-memory model: unknown)."""
+        if self.model_file is None:
+            return "unknown"
+        return f"SVG encoder, {self.features} features, checkpoint sha256 {file_sha256(self.model_file)[:16]}"
 
     @property
     def feature_dim(self):
@@ -173,7 +183,7 @@ def _load_input(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file or folder: '{path}'")
     if path.endswith(".npz"):
-        return ("stats",) + load_statistics(path)
+        return ("stats",) + load_statistics(path) + (statistics_identity(path),)
     if path.endswith(".npy"):
         try:
             return np.load(path, allow_pickle=False)

