@@ -196,7 +196,7 @@ def test_kth_corrupt_video_and_missing_folder(tmp_path):
     res = subprocess.run([sys.executable, "-m", "svgvp.data.convert_kth", "--data_dir", str(tmp_path / "nope")], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "download_kth.sh" in res.stderr
-    with pytest.raises(DataError, match="convert_kth.py"):
+    with pytest.raises(DataError, match="svg-convert-kth"):
         from svgvp.data.kth import KTH
         KTH(str(tmp_path / "nope"))
 
@@ -221,14 +221,14 @@ def test_kth_128_training_step(kth_dir, tmp_path):
 
 
 def test_download_scripts_fail_clearly(tmp_path):
-    res = subprocess.run(["bash", "data/download_bair.sh"], cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(["bash", "svgvp/data/download_bair.sh"], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2 and "usage" in res.stderr
     env = dict(os.environ, BAIR_URL="http://127.0.0.1:9/none.tar", KTH_URL="http://127.0.0.1:9")
-    res = subprocess.run(["bash", "data/download_bair.sh", str(tmp_path / "b")], cwd=ROOT, capture_output=True,
+    res = subprocess.run(["bash", "svgvp/data/download_bair.sh", str(tmp_path / "b")], cwd=ROOT, capture_output=True,
                          text=True, env=env, timeout=120)
     assert res.returncode == 1 and "failed" in res.stderr
     assert os.listdir(tmp_path / "b") == []  # nothing half-unpacked left behind
-    res = subprocess.run(["bash", "data/download_kth.sh", str(tmp_path / "k")], cwd=ROOT, capture_output=True,
+    res = subprocess.run(["bash", "svgvp/data/download_kth.sh", str(tmp_path / "k")], cwd=ROOT, capture_output=True,
                          text=True, env=env, timeout=120)
     assert res.returncode == 1 and not os.path.exists(tmp_path / "k" / "raw" / "boxing")
 

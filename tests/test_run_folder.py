@@ -145,7 +145,7 @@ def test_data_workers_leave_ctrl_c_and_sigterm_to_the_main_process():
     # DataLoader's pin-memory thread print a traceback on a GPU
     import subprocess
     import sys
-    code = ("import os, signal, run_folder; run_folder.ignore_stop_signals(0); "
+    code = ("import os, signal; from svgvp.training import run_folder; run_folder.ignore_stop_signals(0); "
             "os.kill(os.getpid(), signal.SIGINT); os.kill(os.getpid(), signal.SIGTERM); print('alive')")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
