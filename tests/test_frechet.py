@@ -329,7 +329,7 @@ def test_concurrent_cold_cache_loads_the_model_once(tiny_checkpoint, monkeypatch
 
 # ----------------------------------------------------------------------------- CLI inputs
 @pytest.mark.slow
-def test_cli_bad_inputs_end_in_one_line(tiny_checkpoint, tmp_path):
+def test_cli_bad_inputs_end_in_one_line(tiny_checkpoint, tmp_path, capsys):
     import imageio.v3 as iio
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -348,12 +348,20 @@ def test_cli_bad_inputs_end_in_one_line(tiny_checkpoint, tmp_path):
              ([str(tmp_path / "objects.npy"), str(tmp_path / "ok.npy")], "not a numeric .npy"),
              ([str(tmp_path / "module.pt"), str(tmp_path / "ok.npy")], "weights_only=True"),
              (["--batch-size", "0", str(tmp_path / "ok.npy"), str(tmp_path / "ok.npy")], "batch_size")]
-    for args, message in cases:
-        res = subprocess.run([sys.executable, "frechet_distance.py", "--model_path", tiny_checkpoint, "--device", "cpu",
-                              *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    for args, message in cases:  # main(argv) in this process (test_cli_compares_files_and_saves_stats runs the script)
+        res = fd_main(capsys, "--model_path", tiny_checkpoint, "--device", "cpu", *args)
         assert res.returncode == 2, (args, res.stderr)
-        assert message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+        assert message in res.stderr, (args, res.stderr)
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def fd_main(capsys, *argv):
+    """frechet_distance.py's main(argv) in this process: exit code, stdout, stderr."""
+    from types import SimpleNamespace
+    capsys.readouterr()
+    code = fd.main(list(argv))
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
 def test_route_switch_and_small_sample_warning_agree_at_n_equal_d(calc, monkeypatch):
@@ -391,7 +399,7 @@ def test_statistics_and_features_must_be_real_and_finite(tmp_path):
         fd.kernel_distance_from_features(f, f, num_subsets=np.int64(0))
 
 
-def test_cli_bad_statistics_files_odd_arrays_and_mixed_folders(tiny_checkpoint, tmp_path):
+def test_cli_bad_statistics_files_odd_arrays_and_mixed_folders(tiny_checkpoint, tmp_path, capsys):
     import imageio.v3 as iio
     rng = np.random.default_rng(0)
     np.save(tmp_path / "ok.npy", rng.random((8, 1, 64, 64)).astype(np.float32))
@@ -412,9 +420,8 @@ def test_cli_bad_statistics_files_odd_arrays_and_mixed_folders(tiny_checkpoint, 
              (["--save-stats", "complex.npz", "out.npz"], "already holds statistics")]
     for args, message in cases:
         args = [a if a.startswith("-") or os.path.isabs(a) else str(tmp_path / a) for a in args]
-        res = subprocess.run([sys.executable, "frechet_distance.py", "--model_path", tiny_checkpoint, "--device", "cpu",
-                              *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, (args, res.stderr)
+        res = fd_main(capsys, "--model_path", tiny_checkpoint, "--device", "cpu", *args)
+        assert res.returncode == 2 and message in res.stderr, (args, res.stderr)
     folder = tmp_path / "mixed"
     folder.mkdir()
     iio.imwrite(folder / "a.png", rng.integers(0, 256, (64, 64), dtype=np.uint8))            # gray
@@ -423,9 +430,7 @@ def test_cli_bad_statistics_files_odd_arrays_and_mixed_folders(tiny_checkpoint, 
     iio.imwrite(folder / "d.ppm", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     big_endian = rng.random((8, 1, 64, 64)).astype(">f4")
     np.save(tmp_path / "big.npy", big_endian)
-    res = subprocess.run([sys.executable, "frechet_distance.py", "--model_path", tiny_checkpoint, "--device", "cpu",
-                          str(folder), str(tmp_path / "big.npy")], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    res = fd_main(capsys, "--model_path", tiny_checkpoint, "--device", "cpu", str(folder), str(tmp_path / "big.npy"))
     assert res.returncode == 0 and float(res.stdout.strip().splitlines()[-1]) > 0, res.stderr
     loaded = fd._load_image_folder(str(folder))
     assert loaded.shape == (4, 3, 64, 64)

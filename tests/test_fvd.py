@@ -316,3 +316,16 @@ def test_statistics_of_another_metric_or_dimension_are_refused(random_i3d, tmp_p
     with pytest.raises(fvd.InputError, match="statistics of model"):
         other.compare([loaded, torch.rand(20, 1, 64, 64)])
     assert np.isfinite(fd_calc.compare([loaded, torch.rand(20, 1, 64, 64)]))
+
+
+def test_an_unusable_cache_folder_is_one_line_for_the_api_and_the_command_line(tmp_path, monkeypatch, capsys):
+    from svgvp.data.i3d_weights import I3DWeightsError
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SVG_CACHE_DIR", str(blocker))
+    with pytest.raises(I3DWeightsError, match="cannot be used .*SVG_CACHE_DIR"):
+        fvd.FVDCalculator(device="cpu")
+    np.save(tmp_path / "v.npy", np.zeros((3, 9, 1, 16, 16), np.uint8))
+    assert fvd.main([str(tmp_path / "v.npy"), str(tmp_path / "v.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "SVG_CACHE_DIR" in err and len(err.strip().splitlines()) == 1
