@@ -322,6 +322,7 @@ def test_an_unusable_cache_folder_is_one_line_for_the_api_and_the_command_line(t
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("SVG_CACHE_DIR", str(blocker))
+    monkeypatch.setattr(i3d_weights, "_CACHE", {})  # weights an earlier test loaded would be found in memory
     with pytest.raises(I3DWeightsError, match="cannot be used .*SVG_CACHE_DIR"):
         fvd.FVDCalculator(device="cpu")
     np.save(tmp_path / "v.npy", np.zeros((3, 9, 1, 16, 16), np.uint8))

@@ -168,14 +168,14 @@ def _resized(raw, data_root, train):
     from svgvp.utils import atomic_write
     path = os.path.join(data_root, FOLDER, f"digits{DIGIT_SIZE}_{'train' if train else 'test'}.npy")
     digest_path = path + ".sha256.json"
-    source = hashlib.sha256(np.ascontiguousarray(raw).tobytes()).hexdigest()
+    source = _sha256(raw)
     try:
         with open(digest_path) as f:
             digest = json.load(f)
         cached = np.load(path, allow_pickle=False)
         if (isinstance(digest, dict) and digest.get("source") == source and cached.dtype == np.uint8
                 and cached.shape == (len(raw), DIGIT_SIZE, DIGIT_SIZE)
-                and hashlib.sha256(cached.tobytes()).hexdigest() == digest.get("digits")):
+                and _sha256(cached) == digest.get("digits")):
             return cached
     except (OSError, ValueError, EOFError):
         pass
@@ -183,10 +183,15 @@ def _resized(raw, data_root, train):
     try:
         atomic_write(path, lambda tmp: _save_npy(tmp, out))
         atomic_write(digest_path, lambda tmp: _save_json(tmp, {"source": source,
-                                                                "digits": hashlib.sha256(out.tobytes()).hexdigest()}))
+                                                                "digits": _sha256(out)}))
     except OSError:  # a read-only data_root: resize again next time
         pass
     return out
+
+
+def _sha256(array):
+    """sha256 of an array's bytes, read in place (no copy of tens of MB)."""
+    return hashlib.sha256(memoryview(np.ascontiguousarray(array)).cast("B")).hexdigest()
 
 
 def _save_json(path, obj):
