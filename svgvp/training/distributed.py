@@ -86,6 +86,12 @@ def all_equal(ranks, value):
     return values
 
 
+def barrier(ranks):
+    """Every rank waits here for the others (a no-op in one process)."""
+    if ranks.world > 1:
+        dist.barrier()
+
+
 def tear_down(ranks):
     if ranks.world > 1:
         dist.destroy_process_group()

@@ -112,6 +112,9 @@ def train(config, ckpt=None):
                         end_of_epoch(trainer, epoch, sums, seconds)
                     except OSError as err:  # disk full, the folder deleted: one line, the last checkpoint kept
                         raise run.write_failure(err) from None
+            # The others wait for rank 0's last checkpoint: a rank that tore its process group down while
+            # rank 0 still wrote could abort ("terminate called without an active exception", seen with gloo).
+            distributed.barrier(ranks)
             return run
     except KeyboardInterrupt as stop:
         raise run.interrupted(stop) from None
