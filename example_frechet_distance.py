@@ -13,14 +13,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from svgvp.training.checkpoint import CheckpointError  # noqa: E402
 from svgvp.data import DataError  # noqa: E402
 from svgvp.data.moving_mnist import TEST_LENGTH, MovingMNIST  # noqa: E402
 from svgvp.data.package_files import default_cache_dir  # noqa: E402
 from svgvp.metrics.frechet import FrechetDistanceCalculator, InputError  # noqa: E402
+from svgvp.training.checkpoint import CheckpointError  # noqa: E402
 from svgvp.utils import DeviceError, OneLineArgumentParser, UsageError, writable_folder  # noqa: E402
 
 

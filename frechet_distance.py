@@ -8,9 +8,18 @@ command working from the repository root (and from examples/), over ``svgvp.metr
 """
 import sys
 
-from svgvp.metrics.frechet import (FrechetDistanceCalculator, InputError, clear_model_cache,  # noqa: F401
-                                   frechet_distance, frechet_distance_from_features, frechet_distance_from_statistics,
-                                   kernel_distance_from_features, load_statistics, main, save_statistics)
+from svgvp.metrics.frechet import (  # noqa: F401
+    FrechetDistanceCalculator,
+    InputError,
+    clear_model_cache,
+    frechet_distance,
+    frechet_distance_from_features,
+    frechet_distance_from_statistics,
+    kernel_distance_from_features,
+    load_statistics,
+    main,
+    save_statistics,
+)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from common import describe_device, time_interleaved
 
-from svgvp.metrics import frechet_video as fvd
 from svgvp.data import i3d_weights
+from svgvp.metrics import frechet_video as fvd
 from svgvp.models.i3d import InceptionI3d
 
 

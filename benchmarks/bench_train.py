@@ -15,14 +15,22 @@ import time
 from types import SimpleNamespace
 
 import torch
-from common import (ROOT, count_flops, describe_device, matmul_tflops, peak_memory_mb, profile_gpu,  # noqa: F401
-                    sync, time_interleaved)
+from common import (  # noqa: F401
+    ROOT,
+    count_flops,
+    describe_device,
+    matmul_tflops,
+    peak_memory_mb,
+    profile_gpu,
+    sync,
+    time_interleaved,
+)
 
 from svgvp import cpu_memory
 from svgvp.models.svg import SVG, SVGConfig
-from tests.reference_2018 import reference_loss  # the per-step 2018 loop the tests compare with
 from svgvp.training.step import TrainStep, make_optimizer
 from svgvp.utils import cpu_has_bfloat16
+from tests.reference_2018 import reference_loss  # the per-step 2018 loop the tests compare with
 
 SETTINGS = {
     "smmnist": (SVGConfig(model="dcgan", channels=1, z_dim=10), 5, 10),

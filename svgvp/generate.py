@@ -16,14 +16,37 @@ import sys
 import torch
 
 from svgvp import cpu_memory
-from svgvp.training.checkpoint import CheckpointError, describe_source, load_model
 from svgvp.data import DataError, load_dataset
-from svgvp.data.mnist_digits import SOURCES as DIGIT_SOURCES, describe_digit_source
-from svgvp.metrics.evaluation import METRICS, PROTOCOLS, best_of_n, best_sample, score_samples, protocol_setting, summarise, table
+from svgvp.data.mnist_digits import SOURCES as DIGIT_SOURCES
+from svgvp.data.mnist_digits import describe_digit_source
+from svgvp.metrics.evaluation import (
+    METRICS,
+    PROTOCOLS,
+    best_of_n,
+    best_sample,
+    protocol_setting,
+    score_samples,
+    summarise,
+    table,
+)
 from svgvp.metrics.frames import SSIM_VARIANTS, psnr, ssim
+from svgvp.training.checkpoint import CheckpointError, describe_source, load_model
 from svgvp.training.plots import plot_metrics
-from svgvp.utils import (DeviceError, writable_folder, OneLineArgumentParser, UsageError, choose_device, derived_seed, file_sha256, framed, labelled_grid, labelled_row,
-                   save_gif, save_png, write_json)
+from svgvp.utils import (
+    DeviceError,
+    OneLineArgumentParser,
+    UsageError,
+    choose_device,
+    derived_seed,
+    file_sha256,
+    framed,
+    labelled_grid,
+    labelled_row,
+    save_gif,
+    save_png,
+    writable_folder,
+    write_json,
+)
 
 NUM_RANDOM = 3
 
@@ -180,8 +203,8 @@ def warn_if_other_digits(ckpt, test_source):
 
 def open_fvd(args, device, n_frames):
     """The FVD calculator, or None after one line that says why FVD is skipped (the rest goes on)."""
-    from svgvp.metrics.frechet_video import FVDCalculator
     from svgvp.data.i3d_weights import I3DWeightsError
+    from svgvp.metrics.frechet_video import FVDCalculator
     from svgvp.models.i3d import MIN_FRAMES
     if args.no_fvd:
         return None
@@ -328,7 +351,7 @@ def main(argv=None):
         sys.exit(2)
     except KeyboardInterrupt:
         written = os.path.isdir(args.log_dir) and os.listdir(args.log_dir)
-        print(f"\ninterrupted; " + (f"'{args.log_dir}' holds a partial evaluation: delete it before evaluating into "
+        print("\ninterrupted; " + (f"'{args.log_dir}' holds a partial evaluation: delete it before evaluating into "
                                      f"it again" if written else "nothing was written"), file=sys.stderr)
         sys.exit(130)
 

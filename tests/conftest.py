@@ -17,8 +17,8 @@ def make_checkpoint(path, seed=0, **config):
     """A small, randomly initialised SVG checkpoint in the training scripts' format."""
     import torch
 
-    from svgvp.training.checkpoint import build_checkpoint, save_checkpoint
     from svgvp.models.svg import SVG, SVGConfig
+    from svgvp.training.checkpoint import build_checkpoint, save_checkpoint
     torch.manual_seed(seed)
     cfg = SVGConfig(**{"g_dim": 16, "z_dim": 4, "rnn_size": 32, **config})
     model = SVG(cfg)
@@ -36,8 +36,8 @@ def assert_weights_changed(run_dir):
     """The run's saved weights differ from the ones its model started from (same seed, same config)."""
     import torch
 
-    from svgvp.training.checkpoint import load_checkpoint
     from svgvp.models.svg import SVG, SVGConfig
+    from svgvp.training.checkpoint import load_checkpoint
     from svgvp.utils import derived_seed
     ckpt = load_checkpoint(os.path.join(run_dir, "model.pth"))
     torch.manual_seed(derived_seed(ckpt["args"]["seed"], 0))   # what training.py seeds before building
@@ -45,6 +45,24 @@ def assert_weights_changed(run_dir):
     params = [k for k, v in start.items() if v.is_floating_point() and "running" not in k]
     changed = [k for k in params if not torch.equal(start[k], ckpt["model"][k])]
     assert len(changed) >= 0.9 * len(params), f"only {len(changed)} of {len(params)} weight tensors changed"
+
+
+def run_in_threads(work, n):
+    """Call work() from n threads at once: (the values returned, the exceptions raised)."""
+    import threading
+    results, errors = [], []
+
+    def target():
+        try:
+            results.append(work())
+        except Exception as err:  # noqa: BLE001 - returned to the test
+            errors.append(err)
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
 
 
 def _malloc_trim():

@@ -8,6 +8,7 @@ modules, nothing more. They are slow on purpose: no batching across time or samp
 import torch
 import torch.nn.functional as F
 
+
 def kl_2018(mu1, logvar1, mu2, logvar2, batch_size):
     sigma1 = logvar1.mul(0.5).exp()
     sigma2 = logvar2.mul(0.5).exp()

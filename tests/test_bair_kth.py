@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from svgvp.training import loop as training
 from svgvp.data import DataError
+from svgvp.training import loop as training
 from tests.conftest import ROOT, assert_weights_changed
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")

@@ -171,8 +171,8 @@ def test_frechet_distance_accepts_a_2018_file(files_2018):
 
 
 def test_bair_name_points_to_where_the_authors_file_is_published(monkeypatch, tmp_path):
-    from svgvp.metrics import frechet as fd
     from svgvp import pretrained
+    from svgvp.metrics import frechet as fd
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="edenton/svg.*svglp_bair.pth"):
         fd.resolve_model_path(dataset="bair")

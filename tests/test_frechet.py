@@ -441,8 +441,8 @@ def test_cli_bad_statistics_files_odd_arrays_and_mixed_folders(tiny_checkpoint, 
 def test_features_are_full_float32_whatever_the_callers_tf32_flags(tiny_checkpoint):
     # a caller (or PyTorch's default for cuDNN) may allow TF32; feature extraction pins full float32 for
     # its own calls and gives the caller's settings back
-    from svgvp.models.i3d import InceptionI3d
     from svgvp.metrics.frechet_video import FVDCalculator
+    from svgvp.models.i3d import InceptionI3d
     seen = []
     record = lambda module, inputs: seen.append((torch.backends.cuda.matmul.allow_tf32,  # noqa: E731
                                                  torch.backends.cudnn.allow_tf32))
@@ -466,9 +466,8 @@ def test_features_are_full_float32_whatever_the_callers_tf32_flags(tiny_checkpoi
 
 
 def test_a_train_mode_model_is_never_changed_by_feature_extraction_even_from_threads():
-    import threading
-
     from svgvp.models.svg import SVG, SVGConfig
+    from tests.conftest import run_in_threads
     torch.manual_seed(0)
     model = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
     model(torch.rand(4, 3, 1, 64, 64), 1)[0].detach()  # a training step's forward: batch norm buffers move
@@ -477,21 +476,9 @@ def test_a_train_mode_model_is_never_changed_by_feature_extraction_even_from_thr
     calc = fd.FrechetDistanceCalculator(model=model, device="cpu")
     images = torch.rand(2, 16, 1, 64, 64, generator=torch.Generator().manual_seed(1))
     expected = calc.distance(images[0], images[1])
-    results, errors = [], []
-
-    def work():
-        try:
-            for _ in range(3):
-                results.append(calc.distance(images[0], images[1]))
-        except Exception as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(results) == 12
-    assert all(r == expected for r in results)
+    results, errors = run_in_threads(lambda: [calc.distance(images[0], images[1]) for _ in range(3)], 4)
+    assert not errors and len(results) == 4
+    assert all(r == expected for rs in results for r in rs)
     assert model.training and model.encoder.training
     assert all(torch.equal(v, buffers[k]) for k, v in model.state_dict().items())
 

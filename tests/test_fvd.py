@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import torchvision  # noqa: F401,E402  before TensorFlow: importing torchvision after it crashes the process
 
-from svgvp.metrics import frechet_video as fvd
 from svgvp.data import i3d_weights
+from svgvp.metrics import frechet_video as fvd
 from svgvp.metrics.feature_distances import InputError, frechet_distance_from_features, load_statistics
 from svgvp.models.i3d import InceptionI3d, Unit3D, max_pool_same, same_padding
 from tests.conftest import ROOT, make_checkpoint
 
-import torchvision  # noqa: F401,E402  before TensorFlow: importing torchvision after it crashes the process
 tf = pytest.importorskip("tensorflow")
 
 

@@ -3,8 +3,8 @@ step, skip features never copied per sample, deterministic kernels and TF32 set 
 import pytest
 import torch
 
-from svgvp.training import loop as training
 from svgvp.models.svg import SVG, SVGConfig
+from svgvp.training import loop as training
 
 
 def test_training_step_builds_no_tensor_from_host_data_after_warm_up(monkeypatch):

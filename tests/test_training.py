@@ -77,8 +77,8 @@ def test_fp_run_has_no_prior(tmp_path):
 def test_all_2018_optimizers_train(tmp_path, optimizer):
     import argparse
 
-    from tests.conftest import assert_weights_changed
     from svgvp.models.svg import SVG, SVGConfig
+    from tests.conftest import assert_weights_changed
     run = run_main(tmp_path, "--niter", "1", "--optimizer", optimizer)
     assert_weights_changed(run.dir)
     # and each optimizer lowers the 2018 objective over a few steps on a fixed batch and fixed noise
@@ -406,6 +406,7 @@ def test_disk_full_and_a_deleted_run_folder_end_with_one_line(tmp_path, monkeypa
 
 def test_second_signal_ends_at_once_and_train_log_is_trimmed_on_resume(tmp_path, monkeypatch, capsys):
     import signal
+
     from svgvp.training.run_folder import Run
     run = run_main(tmp_path, "--niter", "2")
     with open(run.log, "a") as f:

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from svgvp.data import BAIR_FRAMES as FRAMES, DataError
+from svgvp.data import BAIR_FRAMES as FRAMES
+from svgvp.data import DataError
 
 TRAIN_LENGTH = 2 ** 62
 

@@ -21,7 +21,8 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 
-from svgvp.data import BAIR_FRAMES as FRAMES, run_conversion
+from svgvp.data import BAIR_FRAMES as FRAMES
+from svgvp.data import run_conversion
 
 SIZE = 64
 TRAJ_NAME = re.compile(r"traj_(\d+)_to_(\d+)")  # BAIR's files: traj_<first>_to_<last>.tfrecords, 256 each

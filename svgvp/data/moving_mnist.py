@@ -127,12 +127,12 @@ def render_frames(digits, levels, ids, corners, image_size):
     d = digits.shape[-1]
     pos = torch.arange(image_size, device=digits.device)
     canvas = torch.zeros(B, T, image_size, image_size, device=digits.device)
+    b = torch.arange(B, device=digits.device)[:, None, None, None]
     for k in range(K):
         patch = levels[digits[ids[:, k]].long()]                                  # (B, d, d)
         rows = pos - corners[:, :, k, 0, None]                                    # (B, T, S): row in the digit
         cols = pos - corners[:, :, k, 1, None]
         inside = ((rows >= 0) & (rows < d))[..., :, None] & ((cols >= 0) & (cols < d))[..., None, :]
-        b = torch.arange(B, device=digits.device)[:, None, None, None]
         values = patch[b, rows.clamp(0, d - 1)[..., :, None], cols.clamp(0, d - 1)[..., None, :]]
         canvas += torch.where(inside, values, 0.0)
     return canvas.clamp_(max=1.0).unsqueeze(2)

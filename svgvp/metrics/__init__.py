@@ -3,9 +3,14 @@ KID on the SVG encoder, FVD on the Kinetics-400 I3D), all batched in torch.
 
     from svgvp.metrics import frechet_distance, fvd
 """
-from svgvp.metrics.feature_distances import (InputError, frechet_distance_from_features,
-                                             frechet_distance_from_statistics, kernel_distance_from_features,
-                                             load_statistics, save_statistics)
+from svgvp.metrics.feature_distances import (
+                                             InputError,
+                                             frechet_distance_from_features,
+                                             frechet_distance_from_statistics,
+                                             kernel_distance_from_features,
+                                             load_statistics,
+                                             save_statistics,
+)
 from svgvp.metrics.frames import psnr, ssim
 from svgvp.metrics.frechet import FrechetDistanceCalculator, frechet_distance
 from svgvp.metrics.frechet_video import FVDCalculator, fvd

@@ -1,6 +1,6 @@
 """The mathematics of feature distances, on features alone: statistics, the Fréchet distance, KID.
 
-Shared by every feature extractor (the SVG encoder in ``frechet_distance.py``, I3D in ``svgvp/metrics/frechet_video.py``),
+Shared by every feature extractor (the SVG encoder in ``frechet.py``, I3D in ``frechet_video.py``),
 whose calculators get their common methods from ``FeatureSets``. Statistics are
 accumulated in float64 (``RunningStatistics``); the Fréchet distance uses an exact trace (no
 ``sqrtm``); inputs are checked to be real, finite numbers of matching shapes.

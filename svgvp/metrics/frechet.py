@@ -1,7 +1,7 @@
 """Fréchet distance (and KID) between two sets of frames, with features from a trained SVG encoder.
 
 Layers, as in pytorch-fid: images -> features (the SVG encoder, here) -> statistics (mean and
-covariance in float64, streamed) -> distance (``svgvp/metrics/feature_distances.py``). The encoder comes from a
+covariance in float64, streamed) -> distance (``feature_distances.py``). The encoder comes from a
 checkpoint through the cache of ``svgvp/pretrained.py``. Importing this module has no side effects.
 
     from svgvp.metrics.frechet import frechet_distance
@@ -25,16 +25,36 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from svgvp.metrics.feature_distances import (FeatureSets, InputError, RunningStatistics, check_save_stats_paths,  # noqa: F401
-                               frechet_distance_from_features, frechet_distance_from_statistics,
-                               kernel_distance_from_features, load_statistics, save_statistics,
-                                              statistics_identity)
-from svgvp.pretrained import (_MODEL_CACHE, DEFAULT_MODEL_PATH, PRETRAINED, clear_model_cache, load_encoder,  # noqa: F401
-                        resolve_model_path)
+from svgvp.metrics.feature_distances import (  # noqa: F401
+    FeatureSets,
+    InputError,
+    RunningStatistics,
+    check_save_stats_paths,
+    frechet_distance_from_features,
+    frechet_distance_from_statistics,
+    kernel_distance_from_features,
+    load_statistics,
+    save_statistics,
+    statistics_identity,
+)
+from svgvp.metrics.image_inputs import (  # noqa: F401
+    batches_of,
+    checked_images,
+    in_value_range,
+    infer_value_range,
+    positive_batch_size,
+    set_range,
+)
 from svgvp.metrics.numerics import full_float32
-from svgvp.metrics.image_inputs import (batches_of, checked_images, in_value_range, infer_value_range,  # noqa: F401
-                          positive_batch_size, set_range)
-from svgvp.utils import DeviceError, file_sha256, OneLineArgumentParser, warnings_as_one_line
+from svgvp.pretrained import (  # noqa: F401
+    _MODEL_CACHE,
+    DEFAULT_MODEL_PATH,
+    PRETRAINED,
+    clear_model_cache,
+    load_encoder,
+    resolve_model_path,
+)
+from svgvp.utils import DeviceError, OneLineArgumentParser, file_sha256, warnings_as_one_line
 
 FEATURES = ("latent", "latent+skips")
 
@@ -119,11 +139,15 @@ class FrechetDistanceCalculator(FeatureSets):
             return self._features(torch.zeros(1, self.config.channels, self.config.image_width,
                                               self.config.image_width, device=self.device)).shape[1]
 
-    def _features(self, x):
-        # Features always use batch norm's running statistics. A caller's encoder in train mode (generate
-        # --bn_train_mode, a model being trained) is never switched: an eval copy computes them, so that
-        # neither its mode nor its buffers change, also while other threads use it.
-        encoder = copy.deepcopy(self.encoder).eval() if self.encoder.training else self.encoder
+    def _feature_encoder(self):
+        """The encoder in eval mode: features always use batch norm's running statistics. A caller's
+        encoder in train mode (generate --bn_train_mode, a model being trained) is never switched: an
+        eval copy, made once per set, computes them, so that neither its mode nor its buffers change,
+        also while other threads use it."""
+        return copy.deepcopy(self.encoder).eval() if self.encoder.training else self.encoder
+
+    def _features(self, x, encoder=None):
+        encoder = self._feature_encoder() if encoder is None else encoder
         with full_float32():
             h, skips = encoder(x)
         if self.features == "latent":
@@ -135,6 +159,7 @@ class FrechetDistanceCalculator(FeatureSets):
         explicit ``value_range``, or the one the first batch implies; a later batch outside it is an
         error, never silently a different scale."""
         value_range, origin = self.value_range, "value_range"
+        encoder = self._feature_encoder()
         with torch.inference_mode():
             for k, batch in enumerate(batches_of(images)):
                 x, integer, lo, hi = checked_images(batch)
@@ -144,7 +169,7 @@ class FrechetDistanceCalculator(FeatureSets):
                                 origin if k == 0 else f"{origin} (in batch {k})", self.clip)
                 step = positive_batch_size(batch_size, self.batch_size)
                 for i in range(0, len(x), step):
-                    yield self._features(x[i:i + step].to(self.device)).double().cpu().numpy()
+                    yield self._features(x[i:i + step].to(self.device), encoder).double().cpu().numpy()
 
     def calculate_frechet_distance_from_features(self, f1, f2):
         return frechet_distance_from_features(f1, f2)

@@ -20,11 +20,22 @@ import sys
 import numpy as np
 import torch
 
-from svgvp.metrics.feature_distances import FeatureSets, InputError, check_save_stats_paths, frechet_distance_from_statistics
 from svgvp.data.i3d_weights import I3DWeightsError, load_i3d
+from svgvp.metrics.feature_distances import (
+    FeatureSets,
+    InputError,
+    check_save_stats_paths,
+    frechet_distance_from_statistics,
+)
+from svgvp.metrics.image_inputs import (
+    batches_of,
+    checked_videos,
+    in_value_range,
+    infer_value_range,
+    positive_batch_size,
+    set_range,
+)
 from svgvp.metrics.numerics import full_float32
-from svgvp.metrics.image_inputs import (batches_of, checked_videos, in_value_range, infer_value_range, positive_batch_size,
-                          set_range)
 from svgvp.models.i3d import FRAME_SIZE, MIN_FRAMES, NUM_CLASSES
 from svgvp.utils import DeviceError, OneLineArgumentParser, warnings_as_one_line
 

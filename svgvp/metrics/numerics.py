@@ -1,8 +1,9 @@
 """Full float32 inside feature extraction, whatever the caller's global TF32 settings are.
 
 PyTorch lets cuDNN convolutions use TF32 by default, and a caller's own code may turn TF32 on for
-matrix products too. On an H200 that moved the I3D logits by 2.3e-3 relative to the CPU's (2.2e-6
-with TF32 off) and an FVD of 256 against 256 videos from 365.497 to 365.394. A metric must not
+matrix products too. On an H200 (as reported when this was found; not one of our benchmarks) that
+moved the I3D logits by 2.3e-3 relative to the CPU's (2.2e-6 with TF32 off) and an FVD of 256
+against 256 videos from 365.497 to 365.394. A metric must not
 depend on such a global flag: the feature extractors (SVG encoder, I3D) run inside
 ``full_float32()``, which turns TF32 off for the call and restores the caller's settings after it.
 """

@@ -1,7 +1,15 @@
 """DCGAN encoder and decoder for 128x128 frames (the 2018 ``dcgan_128``: one more block each)."""
 import torch.nn as nn
 
-from svgvp.models.layers import SkipDecoder, SkipEncoder, StepSequential, dcgan_conv, dcgan_upconv, latent_block, latent_upconv
+from svgvp.models.layers import (
+    SkipDecoder,
+    SkipEncoder,
+    StepSequential,
+    dcgan_conv,
+    dcgan_upconv,
+    latent_block,
+    latent_upconv,
+)
 
 NF = 64
 

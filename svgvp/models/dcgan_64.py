@@ -1,7 +1,15 @@
 """DCGAN encoder and decoder for 64x64 frames (the 2018 ``dcgan_64``)."""
 import torch.nn as nn
 
-from svgvp.models.layers import SkipDecoder, SkipEncoder, StepSequential, dcgan_conv, dcgan_upconv, latent_block, latent_upconv
+from svgvp.models.layers import (
+    SkipDecoder,
+    SkipEncoder,
+    StepSequential,
+    dcgan_conv,
+    dcgan_upconv,
+    latent_block,
+    latent_upconv,
+)
 
 NF = 64
 

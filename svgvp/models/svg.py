@@ -3,10 +3,10 @@
 SVG-LP and SVG-FP differ only in the prior: LP learns a Gaussian LSTM prior
 p(z_t | x_{1:t-1}); FP uses N(0, I) and has no prior network.
 
-Training runs every frame of a batch through the encoder in one call and all
-predicted frames through the decoder in one call; only the LSTMs step through
-time (training runs them as sequence calls). Batch norm keeps per-time-step statistics (see ``models.layers``), so the
-objective equals the 2018 per-step loop exactly.
+Training runs every frame of a batch through the encoder in one call, all predicted
+frames through the decoder in one call, and each LSTM as one sequence call (only
+sampling steps through time). Batch norm keeps per-time-step statistics (see
+``models.layers``), so the objective equals the 2018 per-step loop exactly.
 """
 from dataclasses import asdict, dataclass
 

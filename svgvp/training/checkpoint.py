@@ -13,8 +13,8 @@ import zipfile
 
 import torch
 
-from svgvp.training.checkpoint_2018 import Checkpoint2018Error, read_2018_checkpoint
 from svgvp.models.svg import SVG, SVGConfig
+from svgvp.training.checkpoint_2018 import Checkpoint2018Error, read_2018_checkpoint
 from svgvp.utils import OneLineArgumentParser, atomic_write
 
 FORMAT_VERSION = 1

@@ -1,10 +1,10 @@
 """The training loop shared by train_svg_lp.py and train_svg_fp.py: ``train(config)`` reads top to bottom.
 
-Settings come from ``svgvp/training/settings.py`` (one declaration per flag), the run folder's life from
-``svgvp/training/run_folder.py``, the checkpoint's schema from ``svgvp/training/checkpoint.py``, ranks from ``svgvp/training/distributed.py``
-and the per-epoch figures from ``svgvp/training/plots.py``. Here: the loop and the units it runs (``train_step``,
-``EpochSampler``, ``configure_numerics``, one epoch, the end of an epoch); the update itself, eager
-or as a CUDA graph, is ``svgvp/training/step.py``.
+Settings come from ``settings.py`` (one declaration per flag), the run folder's life from
+``run_folder.py``, the checkpoint's schema from ``checkpoint.py``, ranks from ``distributed.py``, the
+per-epoch figures from ``plots.py`` and the update itself, eager or as a CUDA graph, from
+``step.py`` (all in ``svgvp/training/``). Here: the loop and the units it runs (``EpochSampler``,
+``configure_numerics``, one epoch, the end of an epoch).
 """
 import json
 import math
@@ -17,14 +17,27 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from svgvp import cpu_memory
-from svgvp.training import distributed
-from svgvp.training.checkpoint import CheckpointError, build_checkpoint, build_model, describe_source, load_optimizer_state
 from svgvp.data import DataError, load_dataset
-from svgvp.data.moving_mnist import MovingMNIST, Trajectories
 from svgvp.data.mnist_digits import describe_digit_source
+from svgvp.data.moving_mnist import MovingMNIST, Trajectories
 from svgvp.models.svg import SVG
+from svgvp.training import distributed
+from svgvp.training.checkpoint import (
+    CheckpointError,
+    build_checkpoint,
+    build_model,
+    describe_source,
+    load_optimizer_state,
+)
 from svgvp.training.plots import plot_losses, plot_samples
-from svgvp.training.run_folder import Run, RunWriteError, TrainingInterrupted, ignore_stop_signals, open_run, sigterm_as_interrupt
+from svgvp.training.run_folder import (
+    Run,
+    RunWriteError,
+    TrainingInterrupted,
+    ignore_stop_signals,
+    open_run,
+    sigterm_as_interrupt,
+)
 from svgvp.training.settings import TrainConfig, as_dict, network_config, parse_args, run_name
 from svgvp.training.step import TrainStep, make_optimizer, set_capturable, train_step  # noqa: F401 (train_step: public here)
 from svgvp.utils import DeviceError, UsageError, cpu_has_bfloat16, derived_seed, write_json
@@ -224,17 +237,6 @@ def open_tensorboard(run):
     except ImportError:
         raise UsageError("--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'") from None
     return SummaryWriter(os.path.join(run.dir, "tensorboard"))
-
-
-def train_step(net, optimizer, x, config):
-    """One update of the 2018 objective mse + beta * kld on batch x; returns (mse, kld), detached."""
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=config.amp):
-        mse, kld = net(x, config.n_past)
-    loss = mse + config.beta * kld
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return mse.detach(), kld.detach()
 
 
 class CurrentStderr:

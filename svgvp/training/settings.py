@@ -14,11 +14,11 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields, make_dataclass
 
-from svgvp.training.checkpoint import CheckpointError, check_training_fields, load_checkpoint
 from svgvp.data import DATASET_CHANNELS, DATASETS
 from svgvp.data.mnist_digits import SOURCES as DIGIT_SOURCES
 from svgvp.models import BACKBONES
 from svgvp.models.svg import SVGConfig
+from svgvp.training.checkpoint import CheckpointError, check_training_fields, load_checkpoint
 from svgvp.utils import OneLineArgumentParser, UsageError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
