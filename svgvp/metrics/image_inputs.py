@@ -1,4 +1,4 @@
-"""The input rules shared by the Fréchet distance and FVD: what an image or video set may be.
+"""The input rules shared by the Fréchet distance, FVD and LPIPS: what an image or video set may be.
 
 Torch tensors or numpy arrays of real numbers, finite. Range rule: uint8 (and other integer)
 values are in [0, 255]. Float values are taken as [0, 1] when all lie in [0, 1], and as [0, 255]
@@ -35,8 +35,9 @@ def value_extremes(x):
     return tuple(float(v) for v in torch.aminmax(x))
 
 
-def checked_images(images):
-    """(float32 (N, C, H, W) tensor, was_integer, min, max) after the shape, dtype and finiteness checks."""
+def checked_image_set(images):
+    """((N, C, H, W) tensor in its own dtype, was_integer, min, max) after the shape, dtype and finiteness
+    checks; (N, T, C, H, W) is taken as N*T images. No float copy of the set is made."""
     x = to_tensor(images)
     if x.dim() == 5:
         x = x.reshape(-1, *x.shape[2:])
@@ -50,11 +51,16 @@ def checked_images(images):
         raise InputError(f"images must have 1 or 3 channels in dimension 1 (N, C, H, W), got {x.shape[1]}; "
                          "channels-last arrays need .permute(0, 3, 1, 2)")
     integer = not x.is_floating_point()
-    x = x.float() if integer else x.to(torch.float32)
-    if not torch.isfinite(x).all():
+    if not integer and not torch.isfinite(x).all():
         raise InputError("images contain NaN or infinite values")
     lo, hi = value_extremes(x)  # one pass, read once for the range rule and its check
     return x, integer, lo, hi
+
+
+def checked_images(images):
+    """(float32 (N, C, H, W) tensor, was_integer, min, max): ``checked_image_set`` converted to float32."""
+    x, integer, lo, hi = checked_image_set(images)
+    return x.to(torch.float32), integer, lo, hi
 
 
 def checked_videos(videos, min_frames):

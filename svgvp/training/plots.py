@@ -41,10 +41,14 @@ def plot_losses(metrics_path, out_path):
 
 
 def plot_metrics(path, summary_rows, n_past, train_horizon, ssim_variant):
-    """metrics_vs_time.png of an evaluation: best-of-N SSIM and PSNR per time step with 95% intervals."""
+    """metrics_vs_time.png of an evaluation: best-of-N SSIM, PSNR (and LPIPS when computed) per time step,
+    with 95% intervals."""
     t = [r["t"] for r in summary_rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, name in ((axes[0], "ssim_best", f"SSIM ({ssim_variant})"), (axes[1], "psnr_best", "PSNR (dB)")):
+    panels = [("ssim_best", f"SSIM ({ssim_variant})"), ("psnr_best", "PSNR (dB)")]
+    if "lpips_best_mean" in summary_rows[0]:
+        panels.append(("lpips_best", "LPIPS (lower is better)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    for ax, (key, name) in zip(axes, panels):
         m = np.array([r[f"{key}_mean"] for r in summary_rows])
         ci = [r[f"{key}_ci95"] for r in summary_rows]
         ax.plot(t, m, label="best of N")
