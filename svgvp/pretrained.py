@@ -85,6 +85,13 @@ def load_encoder(model_path=None, device=None, dataset=None):
         return _MODEL_CACHE[key]
 
 
+def cached_models():
+    """[(absolute model path, device)] of the encoders held in memory, one per file and device: a file
+    rewritten in place replaces its entry."""
+    with _MODEL_CACHE_LOCK:
+        return [(k[0], k[3]) for k in _MODEL_CACHE]
+
+
 def clear_model_cache():
     """Forget every cached encoder (frees its memory)."""
     _MODEL_CACHE.clear()

@@ -10,6 +10,7 @@ import scipy.linalg
 import torch
 
 from svgvp.metrics import frechet as fd
+from svgvp.pretrained import cached_models
 from tests.conftest import ROOT, make_checkpoint
 
 
@@ -301,7 +302,7 @@ def test_cache_sees_a_checkpoint_rewritten_in_place(tmp_path):
     os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))  # a later write
     second = fd.frechet_distance(a, b, model_path=path, device="cpu")
     assert second != first
-    assert len([k for k in fd._MODEL_CACHE if k[0] == os.path.abspath(path)]) == 1
+    assert cached_models().count((os.path.abspath(path), "cpu")) == 1
 
 
 def test_concurrent_cold_cache_loads_the_model_once(tiny_checkpoint, monkeypatch):
@@ -432,7 +433,7 @@ def test_cli_bad_statistics_files_odd_arrays_and_mixed_folders(tiny_checkpoint, 
     np.save(tmp_path / "big.npy", big_endian)
     res = fd_main(capsys, "--model_path", tiny_checkpoint, "--device", "cpu", str(folder), str(tmp_path / "big.npy"))
     assert res.returncode == 0 and float(res.stdout.strip().splitlines()[-1]) > 0, res.stderr
-    loaded = fd._load_image_folder(str(folder))
+    loaded = fd.load_image_folder(str(folder))
     assert loaded.shape == (4, 3, 64, 64)
     calc = fd.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu")
     assert np.array_equal(calc.extract_features(big_endian), calc.extract_features(big_endian.astype("<f4")))

@@ -306,12 +306,12 @@ def test_statistics_of_another_metric_or_dimension_are_refused(random_i3d, tmp_p
     calc.published = True  # as the published weights would be (the random ones stand in for them)
     np.savez(tmp_path / "three.npz", mu=np.zeros(3), sigma=np.eye(3))  # another tool's file: no identity
     with pytest.raises(fvd.InputError, match="3-dimensional features, but FVD compares 400"):
-        calc.compare([frechet._load_input(str(tmp_path / "three.npz")), videos(3)])
+        calc.compare([frechet.load_input(str(tmp_path / "three.npz")), videos(3)])
     # 128-d statistics that the SVG encoder's Fréchet distance wrote are refused by FVD, and say what they are
     fd_calc = frechet.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu")
     fd_calc.compute_statistics(torch.rand(20, 1, 64, 64))
     path = fd_calc.save_statistics(str(tmp_path / "svg.npz"))
-    loaded = frechet._load_input(path)
+    loaded = frechet.load_input(path)
     assert loaded[3]["metric"] == fd_calc.metric and loaded[3]["feature_dim"] == "16"
     with pytest.raises(fvd.InputError, match="16-dimensional features, but FVD compares 400.*the file says"):
         calc.compare([loaded, videos(3)])
@@ -327,7 +327,7 @@ def test_an_unusable_cache_folder_is_one_line_for_the_api_and_the_command_line(t
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("SVG_CACHE_DIR", str(blocker))
-    monkeypatch.setattr(i3d_weights, "_CACHE", {})  # weights an earlier test loaded would be found in memory
+    i3d_weights.clear_i3d_cache()  # weights an earlier test loaded would be found in memory
     with pytest.raises(I3DWeightsError, match="cannot be used .*SVG_CACHE_DIR"):
         fvd.FVDCalculator(device="cpu")
     np.save(tmp_path / "v.npy", np.zeros((3, 9, 1, 16, 16), np.uint8))

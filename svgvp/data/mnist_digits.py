@@ -42,7 +42,10 @@ _ONLINE = {}  # remembered per process: one short check, not one failed download
 
 
 def _online():
-    """Whether a MNIST mirror answers within 3 seconds (checked once per process)."""
+    """Whether a MNIST mirror answers within 3 seconds (checked once per process); never tried when the
+    environment sets SVG_OFFLINE=1 (behind a firewall that drops connections, each try waits)."""
+    if os.environ.get("SVG_OFFLINE", "") not in ("", "0"):
+        return False
     if "answer" not in _ONLINE:
         _ONLINE["answer"] = False
         for host in MNIST_HOSTS:
@@ -150,6 +153,12 @@ def load_digits(data_root, train, source="auto"):
     result = (_resized(raw, data_root, train) if used == "mnist_wheel" else _resize(raw), used)
     _CACHE[key] = result
     return result
+
+
+def clear_digit_cache():
+    """Forget the digits held in memory and the answer of the network check (both are kept per process)."""
+    _CACHE.clear()
+    _ONLINE.clear()
 
 
 def _save_npy(path, array):

@@ -201,10 +201,11 @@ def frechet_distance(images1, images2, model_path=None, device=None, dataset=Non
 
 
 # ----------------------------------------------------------------------------- command line
-def _load_input(path):
-    """Images from a folder of images, .npy or .pt; or ('stats', mu, sigma) from .npz."""
+def load_input(path):
+    """What the command line reads: images from a folder of images, .npy or .pt; or ('stats', mu, sigma, n,
+    identity) from an .npz of statistics. Errors are InputError or FileNotFoundError with the fix."""
     if os.path.isdir(path):
-        return _load_image_folder(path)
+        return load_image_folder(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file or folder: '{path}'")
     if path.endswith(".npz"):
@@ -241,8 +242,9 @@ def _gray_or_rgb(img, name):
     return img[..., :1] if img.shape[2] == 2 else img[..., :3]
 
 
-def _load_image_folder(path):
-    """(N, C, H, W) uint8 from a folder of images of one size; gray is repeated to RGB when colour is mixed in."""
+def load_image_folder(path):
+    """(N, C, H, W) uint8 numpy from a folder of images of one size, in name order; gray+alpha and RGBA lose
+    their alpha, and gray is repeated to RGB when colour is mixed in."""
     import imageio.v3 as iio
     names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS)
                    and os.path.isfile(os.path.join(path, n)))
@@ -295,11 +297,11 @@ def main(argv=None):
             raise InputError("give two inputs (or none for the basic example)")
         if args.save_stats:
             check_save_stats_paths(*args.inputs, "images (a folder, .npy or .pt)")
-            calc.compute_statistics(_load_input(args.inputs[0]))
+            calc.compute_statistics(load_input(args.inputs[0]))
             written = calc.save_statistics(args.inputs[1])
             print(f"saved statistics of {calc.n} images to {written}")
             return 0
-        print(f"{calc.compare([_load_input(path) for path in args.inputs]):.6f}")
+        print(f"{calc.compare([load_input(path) for path in args.inputs]):.6f}")
         return 0
     except (InputError, FileNotFoundError, CheckpointError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)

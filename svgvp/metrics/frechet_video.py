@@ -147,10 +147,10 @@ def from_statistics(stats1, stats2):
 # ----------------------------------------------------------------------------- command line
 def _load_videos(path):
     """Videos (N, T, C, H, W) from .npy or .pt, or ('stats', mu, sigma, n) from .npz."""
-    from svgvp.metrics.frechet import _load_input
+    from svgvp.metrics.frechet import load_input
     if not path.endswith((".npy", ".pt", ".npz")):
         raise InputError(f"'{path}': use an .npy or .pt array of videos (N, T, C, H, W), or an .npz of statistics")
-    return _load_input(path)
+    return load_input(path)
 
 
 def main(argv=None):
