@@ -233,6 +233,16 @@ def test_cli_computes_and_saves_statistics(random_i3d, tmp_path, monkeypatch, ca
         assert "saved statistics of 3 videos" in capsys.readouterr().out
         assert fvd.main([str(tmp_path / "a.npz"), str(tmp_path / "b.npy")]) == 0
     assert float(capsys.readouterr().out) == pytest.approx(direct, rel=1e-5)
+    with pytest.warns(UserWarning):
+        assert fvd.main([str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--kvd"]) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert float(first) == pytest.approx(direct, rel=1e-9)
+    calc = fvd.FVDCalculator(model=random_i3d)
+    with pytest.warns(UserWarning, match="standard error is undefined"):  # 3 videos: each subset is the whole set
+        expected, _ = calc.kernel_distance(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+    assert second == f"KVD {expected:.6f}"
+    assert fvd.main([str(tmp_path / "a.npz"), str(tmp_path / "b.npy"), "--kvd"]) == 2
+    assert "--kvd needs two video inputs" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- equal to the Flax original
