@@ -1,8 +1,9 @@
 """Write small BAIR TFRecord files with TensorFlow's own writer and the real feature keys.
 
 Run as a script (tests call it in a subprocess: TensorFlow and PyTorch in one process can crash):
-    python tests/bair_fixture.py OUT_DIR SPLIT:NAME:N_SEQ [...]
-Writes OUT_DIR/softmotion30_44k/SPLIT/NAME.tfrecords and OUT_DIR/truth.npz with the frames.
+    python tests/bair_fixture.py OUT_DIR SPLIT:NAME:N_SEQ [...] [-- OUT_DIR SPLIT:NAME:N_SEQ [...]]
+Writes OUT_DIR/softmotion30_44k/SPLIT/NAME.tfrecords and OUT_DIR/truth.npz with the frames, for each
+OUT_DIR (several in one call: TensorFlow is imported once).
 """
 import os
 import sys
@@ -29,8 +30,7 @@ def write_records(path, n_seq, rng):
     return np.stack(seqs)
 
 
-if __name__ == "__main__":
-    out, specs = sys.argv[1], sys.argv[2:]
+def write_root(out, specs):
     rng = np.random.default_rng(0)
     truth = {}
     for spec in specs:
@@ -39,3 +39,13 @@ if __name__ == "__main__":
         truth[f"{split}/{name}"] = write_records(os.path.join(out, "softmotion30_44k", split, f"{name}.tfrecords"),
                                                  int(n), rng)
     np.savez(os.path.join(out, "truth.npz"), **truth)
+
+
+if __name__ == "__main__":
+    group = []
+    for arg in [*sys.argv[1:], "--"]:
+        if arg == "--":
+            write_root(group[0], group[1:])
+            group = []
+        else:
+            group.append(arg)

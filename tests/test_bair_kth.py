@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from svgvp.data import DataError
+from svgvp.data.convert_bair import main as convert_bair_main
 from svgvp.training import loop as training
 from tests.conftest import ROOT, assert_weights_changed
 
@@ -22,12 +23,16 @@ if importlib.util.find_spec("tensorflow") is None:
     pytest.skip("TensorFlow is not installed (pip install -e '.[test]')", allow_module_level=True)
 
 
-def bair_records(root, *specs):
-    """Write TFRecords in a subprocess (see tests/bair_fixture.py); returns the true frames."""
-    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bair_fixture.py"), str(root), *specs], check=True,
-                   timeout=300)
-    with np.load(os.path.join(root, "truth.npz")) as f:
-        return {tuple(k.split("/")): f[k] for k in f.files}
+def bair_records(*groups):
+    """Write TFRecords in one subprocess (see tests/bair_fixture.py), each group (root, spec, ...) in its
+    root; returns each root's true frames."""
+    argv = [str(a) for group in groups for a in ("--", *group)][1:]
+    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bair_fixture.py"), *argv], check=True, timeout=300)
+    truths = []
+    for root, *_ in groups:
+        with np.load(os.path.join(root, "truth.npz")) as f:
+            truths.append({tuple(k.split("/")): f[k] for k in f.files})
+    return truths
 
 
 def convert_bair(root):
@@ -36,13 +41,29 @@ def convert_bair(root):
 
 
 @pytest.fixture(scope="module")
-def bair_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("bair")
-    truth = bair_records(root, "train:traj_0_to_1:2", "train:traj_2_to_3:2", "test:traj_0_to_1:2",
-                         "test:traj_2_to_3:2")
-    res = convert_bair(root)
+def bair_sources(tmp_path_factory):
+    """The module's record files, written by one TensorFlow process: the converted set, one good
+    record file (beside which a test puts broken ones) and one file of two records (which a test cuts)."""
+    roots = {name: tmp_path_factory.mktemp(name) for name in ("bair", "good", "two_records")}
+    truths = bair_records((roots["bair"], "train:traj_0_to_1:2", "train:traj_2_to_3:2", "test:traj_0_to_1:2",
+                           "test:traj_2_to_3:2"), (roots["good"], "train:good:1"),
+                          (roots["two_records"], "train:traj_0_to_1:2"))
+    return roots, truths[0]
+
+
+def copy_of(bair_sources, name, tmp_path):
+    """A test's own copy of a source root, which it may break."""
+    import shutil
+    shutil.copytree(bair_sources[0][name] / "softmotion30_44k", tmp_path / "softmotion30_44k")
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def bair_dir(bair_sources):
+    roots, truth = bair_sources
+    res = convert_bair(roots["bair"])
     assert res.returncode == 0, res.stderr
-    return root, truth
+    return roots["bair"], truth
 
 
 def test_bair_pixels_round_trip_exactly(bair_dir):
@@ -79,20 +100,22 @@ def test_bair_rerun_skips_and_ignores_partial_sequences(bair_dir, tmp_path):
     assert (done / "29.png").exists() and len(RobotPush(str(root), train=True).dirs) == 4
 
 
-def test_bair_corrupt_record_and_missing_folder(tmp_path):
-    bair_records(tmp_path, "train:good:1")
+def test_bair_corrupt_record_and_missing_folder(bair_sources, tmp_path, capsys):
+    copy_of(bair_sources, "good", tmp_path)
     (tmp_path / "softmotion30_44k" / "train" / "bad.tfrecords").write_bytes(b"\x00garbage" * 50)
     (tmp_path / "softmotion30_44k" / "train" / "empty.tfrecords").write_bytes(b"")
     res = convert_bair(tmp_path)
     assert res.returncode == 1 and "bad.tfrecords" in res.stderr
     assert "empty.tfrecords: empty file (0 bytes)" in res.stderr
     assert (tmp_path / "processed_data" / "train" / "good" / "0" / "29.png").exists()
-    res = convert_bair(tmp_path / "nope")
-    assert res.returncode == 2 and "download_bair.sh" in res.stderr
+    # a wrong folder is said before TensorFlow is imported: main(argv) in this (PyTorch) process
+    capsys.readouterr()
+    assert convert_bair_main(["--data_dir", str(tmp_path / "nope")]) == 2
+    assert "download_bair.sh" in capsys.readouterr().err and "tensorflow" not in sys.modules
 
 
-def test_bair_file_cut_on_a_record_boundary_fails_by_name_and_is_retried(tmp_path):
-    bair_records(tmp_path, "train:traj_0_to_1:2")
+def test_bair_file_cut_on_a_record_boundary_fails_by_name_and_is_retried(bair_sources, tmp_path):
+    copy_of(bair_sources, "two_records", tmp_path)
     path = tmp_path / "softmotion30_44k" / "train" / "traj_0_to_1.tfrecords"
     whole = path.read_bytes()
     path.write_bytes(whole[:len(whole) // 2])   # two equal records: the cut falls on the boundary
@@ -105,17 +128,19 @@ def test_bair_file_cut_on_a_record_boundary_fails_by_name_and_is_retried(tmp_pat
     assert convert_bair(tmp_path).returncode == 0 and (out / "1" / "29.png").exists()
 
 
-def test_bair_without_record_files_is_an_error_and_clips_fit_the_30_frames(tmp_path, bair_dir):
+def test_bair_without_record_files_is_an_error_and_clips_fit_the_30_frames(tmp_path, bair_dir, capsys):
     (tmp_path / "softmotion30_44k" / "train").mkdir(parents=True)
-    res = convert_bair(tmp_path)
-    assert res.returncode == 2 and "holds no train/ or test/ .tfrecords" in res.stderr
+    capsys.readouterr()
+    assert convert_bair_main(["--data_dir", str(tmp_path)]) == 2
+    assert "holds no train/ or test/ .tfrecords" in capsys.readouterr().err and "tensorflow" not in sys.modules
     root, _ = bair_dir
     for flags in (["--n_eval", "40"], ["--n_past", "20", "--n_future", "20"]):
-        res = subprocess.run([sys.executable, "train_svg_lp.py", "--dataset", "bair", "--channels", "3",
-                              "--data_root", str(root), "--log_dir", str(tmp_path / "logs"), *flags], cwd=ROOT,
-                             capture_output=True, text=True, timeout=300)
-        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-        assert "BAIR clips have 30 recorded frames" in res.stderr
+        with pytest.raises(SystemExit) as stop:
+            training.main(True, ["--dataset", "bair", "--channels", "3", "--data_root", str(root),
+                                 "--log_dir", str(tmp_path / "logs"), *flags])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and "Traceback" not in err, err
+        assert "BAIR clips have 30 recorded frames" in err
     assert not (tmp_path / "logs").exists()  # a failed start leaves nothing behind
 
 

