@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from svgvp.data import DataError
-from svgvp.data.convert_bair import main as convert_bair_main
+from svgvp.data import convert_bair as bair_converter
 from svgvp.training import loop as training
 from tests.conftest import ROOT, assert_weights_changed
 
@@ -100,7 +100,11 @@ def test_bair_rerun_skips_and_ignores_partial_sequences(bair_dir, tmp_path):
     assert (done / "29.png").exists() and len(RobotPush(str(root), train=True).dirs) == 4
 
 
-def test_bair_corrupt_record_and_missing_folder(bair_sources, tmp_path, capsys):
+def no_tensorflow():
+    raise AssertionError("TensorFlow was imported before the folder checks")
+
+
+def test_bair_corrupt_record_and_missing_folder(bair_sources, tmp_path, capsys, monkeypatch):
     copy_of(bair_sources, "good", tmp_path)
     (tmp_path / "softmotion30_44k" / "train" / "bad.tfrecords").write_bytes(b"\x00garbage" * 50)
     (tmp_path / "softmotion30_44k" / "train" / "empty.tfrecords").write_bytes(b"")
@@ -110,8 +114,9 @@ def test_bair_corrupt_record_and_missing_folder(bair_sources, tmp_path, capsys):
     assert (tmp_path / "processed_data" / "train" / "good" / "0" / "29.png").exists()
     # a wrong folder is said before TensorFlow is imported: main(argv) in this (PyTorch) process
     capsys.readouterr()
-    assert convert_bair_main(["--data_dir", str(tmp_path / "nope")]) == 2
-    assert "download_bair.sh" in capsys.readouterr().err and "tensorflow" not in sys.modules
+    monkeypatch.setattr(bair_converter, "import_tensorflow", no_tensorflow)
+    assert bair_converter.main(["--data_dir", str(tmp_path / "nope")]) == 2
+    assert "download_bair.sh" in capsys.readouterr().err
 
 
 def test_bair_file_cut_on_a_record_boundary_fails_by_name_and_is_retried(bair_sources, tmp_path):
@@ -128,11 +133,12 @@ def test_bair_file_cut_on_a_record_boundary_fails_by_name_and_is_retried(bair_so
     assert convert_bair(tmp_path).returncode == 0 and (out / "1" / "29.png").exists()
 
 
-def test_bair_without_record_files_is_an_error_and_clips_fit_the_30_frames(tmp_path, bair_dir, capsys):
+def test_bair_without_record_files_is_an_error_and_clips_fit_the_30_frames(tmp_path, bair_dir, capsys, monkeypatch):
     (tmp_path / "softmotion30_44k" / "train").mkdir(parents=True)
     capsys.readouterr()
-    assert convert_bair_main(["--data_dir", str(tmp_path)]) == 2
-    assert "holds no train/ or test/ .tfrecords" in capsys.readouterr().err and "tensorflow" not in sys.modules
+    monkeypatch.setattr(bair_converter, "import_tensorflow", no_tensorflow)
+    assert bair_converter.main(["--data_dir", str(tmp_path)]) == 2
+    assert "holds no train/ or test/ .tfrecords" in capsys.readouterr().err
     root, _ = bair_dir
     for flags in (["--n_eval", "40"], ["--n_past", "20", "--n_future", "20"]):
         with pytest.raises(SystemExit) as stop:
