@@ -52,10 +52,9 @@ def bair_sources(tmp_path_factory):
 
 
 def copy_of(bair_sources, name, tmp_path):
-    """A test's own copy of a source root, which it may break."""
+    """Copy a source root's record files into tmp_path, which the test may break."""
     import shutil
     shutil.copytree(bair_sources[0][name] / "softmotion30_44k", tmp_path / "softmotion30_44k")
-    return tmp_path
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """torchrun with two gloo processes on the CPU: one run written by rank 0, data fetched by rank 0
-first, one digit source for all ranks, a NaN on any rank stops every rank with one message. Faults are injected into the
-worker processes through a sitecustomize module on PYTHONPATH."""
+first, one digit source for all ranks, a NaN on any rank stops every rank with one message. Faults
+are injected into the worker processes through a sitecustomize module on PYTHONPATH."""
 import json
 import os
 import subprocess
