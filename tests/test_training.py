@@ -14,7 +14,7 @@ from tests.conftest import FULL_OR_FALLBACK, MNIST_ROOT
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--g_dim", "16", "--z_dim", "4", "--rnn_size", "32", "--batch_size", "4", "--epoch_size", "2",
+TINY = ["--g_dim", "16", "--z_dim", "4", "--rnn_size", "32", "--batch_size", "2", "--epoch_size", "2",
         "--n_past", "2", "--n_future", "2", "--n_eval", "4", "--data_threads", "0", "--mnist_source", "auto"]
 
 
@@ -309,6 +309,8 @@ def test_reconstruction_plot_covers_the_training_horizon(tmp_path):
     sample = iio.imread(os.path.join(run.gen, "sample_0.png"))
     assert rec.shape[1] == 4 * 64 + 3        # n_past + n_future = 4 frames, 1-pixel gaps
     assert sample.shape[1] == 6 * 64 + 5     # n_eval = 6 frames
+    # min(batch_size, 10) sequences, as 2018: each a row of reconstructions, and ground truth + 5 samples
+    assert rec.shape[0] == 2 * 64 + 1 and sample.shape[0] == 2 * 6 * 64 + 11
 
 
 def test_every_declared_setting_is_a_flag_with_its_default_and_reaches_the_run():

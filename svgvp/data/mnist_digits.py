@@ -60,9 +60,9 @@ def _online():
 
 def _torchvision_files(data_root, train):
     """torchvision's MNIST files already under data_root, or None."""
-    from torchvision import datasets
     if not os.path.isdir(os.path.join(data_root, "MNIST")):
         return None
+    from torchvision import datasets  # here, not above: importing torchvision costs seconds per process
     try:
         return datasets.MNIST(data_root, train=train, download=False).data.numpy()
     except RuntimeError:  # files not there
@@ -71,7 +71,6 @@ def _torchvision_files(data_root, train):
 
 def _torchvision_digits(data_root, train):
     """torchvision's MNIST files under data_root, downloaded first when missing and the machine is online."""
-    from torchvision import datasets
     present = _torchvision_files(data_root, train)
     if present is not None:
         return present
@@ -80,6 +79,7 @@ def _torchvision_digits(data_root, train):
     try:
         if not _online():
             raise OSError(f"the MNIST files are not in '{data_root}' and no MNIST mirror can be reached (offline)")
+        from torchvision import datasets
         return datasets.MNIST(data_root, train=train, download=True).data.numpy()
     except Exception:
         for d in reversed(created):  # leave no empty folders behind

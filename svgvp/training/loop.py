@@ -42,7 +42,7 @@ from svgvp.training.settings import TrainConfig, as_dict, network_config, parse_
 from svgvp.training.step import TrainStep, make_optimizer, set_capturable, train_step  # noqa: F401 (train_step: public here)
 from svgvp.utils import DeviceError, UsageError, cpu_has_bfloat16, derived_seed, write_json
 
-PLOT_ROWS = 10      # sequences shown in the per-epoch plots (2018: min(batch_size, 10))
+PLOT_ROWS = 10      # at most this many sequences in the per-epoch plots (2018: min(batch_size, 10))
 LOG_EVERY = 10      # iterations between progress updates (and NaN checks) on a GPU
 
 
@@ -90,7 +90,8 @@ def train(config, ckpt=None):
 
             # Data: rank 0 fetches first; the fixed test sequences of the plots come from the test split.
             train_data, test_data, digit_source = load_data(config, ranks)
-            plot_x = torch.stack([test_data[k] for k in range(min(PLOT_ROWS, len(test_data)))]).to(ranks.device)
+            plot_rows = min(PLOT_ROWS, config.batch_size, len(test_data))   # the 2018 rule: min(batch_size, 10)
+            plot_x = torch.stack([test_data[k] for k in range(plot_rows)]).to(ranks.device)
 
             # Model: new (seeded by rank; DDP broadcasts rank 0's) or the checkpoint's, with its optimizer on --resume.
             graphed = use_cuda_graphs(config, ranks, say)
