@@ -1,9 +1,10 @@
 """Write small BAIR TFRecord files with TensorFlow's own writer and the real feature keys.
 
-Run as a script (tests call it in a subprocess: TensorFlow and PyTorch in one process can crash):
+The tests write them through tests/tensorflow_worker.py (TensorFlow and PyTorch in one process can
+crash); as a script:
     python tests/bair_fixture.py OUT_DIR SPLIT:NAME:N_SEQ [...] [-- OUT_DIR SPLIT:NAME:N_SEQ [...]]
 Writes OUT_DIR/softmotion30_44k/SPLIT/NAME.tfrecords and OUT_DIR/truth.npz with the frames, for each
-OUT_DIR (several in one call: TensorFlow is imported once).
+OUT_DIR.
 """
 import os
 import sys

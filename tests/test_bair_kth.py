@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import imageio.v3 as iio
 import numpy as np
@@ -23,11 +24,37 @@ if importlib.util.find_spec("tensorflow") is None:
     pytest.skip("TensorFlow is not installed (pip install -e '.[test]')", allow_module_level=True)
 
 
-def bair_records(*groups):
-    """Write TFRecords in one subprocess (see tests/bair_fixture.py), each group (root, spec, ...) in its
-    root; returns each root's true frames."""
-    argv = [str(a) for group in groups for a in ("--", *group)][1:]
-    subprocess.run([sys.executable, os.path.join(ROOT, "tests", "bair_fixture.py"), *argv], check=True, timeout=300)
+class TensorFlowWorker:
+    """tests/tensorflow_worker.py as a subprocess: TensorFlow imported once for the module's record
+    files and conversions."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "tensorflow_worker.py")],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, request):
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        assert answer, f"the TensorFlow worker died (exit code {self.process.wait()})"
+        return SimpleNamespace(**json.loads(answer))
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def tensorflow_worker():
+    worker = TensorFlowWorker()
+    yield worker
+    worker.close()
+
+
+def bair_records(worker, *groups):
+    """Write TFRecords (see tests/bair_fixture.py), each group (root, spec, ...) in its root; returns each
+    root's true frames."""
+    assert worker.ask({"write": [[str(a) for a in group] for group in groups]}).returncode == 0
     truths = []
     for root, *_ in groups:
         with np.load(os.path.join(root, "truth.npz")) as f:
@@ -36,16 +63,23 @@ def bair_records(*groups):
 
 
 def convert_bair(root):
+    """The converter's command line, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "svgvp.data.convert_bair", "--data_dir", str(root)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
+def convert_again(worker, root):
+    """The converter's main(argv) in the module's TensorFlow process: exit code and stderr, as convert_bair's."""
+    return worker.ask({"convert": ["--data_dir", str(root)]})
+
+
 @pytest.fixture(scope="module")
-def bair_sources(tmp_path_factory):
-    """The module's record files, written by one TensorFlow process: the converted set, one good
-    record file (beside which a test puts broken ones) and one file of two records (which a test cuts)."""
+def bair_sources(tmp_path_factory, tensorflow_worker):
+    """The module's record files: the converted set, one good record file (beside which a test puts
+    broken ones) and one file of two records (which a test cuts)."""
     roots = {name: tmp_path_factory.mktemp(name) for name in ("bair", "good", "two_records")}
-    truths = bair_records((roots["bair"], "train:traj_0_to_1:2", "train:traj_2_to_3:2", "test:traj_0_to_1:2",
+    truths = bair_records(tensorflow_worker,
+                          (roots["bair"], "train:traj_0_to_1:2", "train:traj_2_to_3:2", "test:traj_0_to_1:2",
                            "test:traj_2_to_3:2"), (roots["good"], "train:good:1"),
                           (roots["two_records"], "train:traj_0_to_1:2"))
     return roots, truths[0]
@@ -83,7 +117,7 @@ def test_bair_pixels_round_trip_exactly(bair_dir):
     assert torch.equal(train[5], train[5])
 
 
-def test_bair_rerun_skips_and_ignores_partial_sequences(bair_dir, tmp_path):
+def test_bair_rerun_skips_and_ignores_partial_sequences(bair_dir, tmp_path, tensorflow_worker):
     root, _ = bair_dir
     seq = root / "processed_data" / "train" / "traj_0_to_1" / "0"
     stamp = os.path.getmtime(seq / "0.png")
@@ -94,7 +128,7 @@ def test_bair_rerun_skips_and_ignores_partial_sequences(bair_dir, tmp_path):
     os.remove(partial / "29.png")
     from svgvp.data.bair import RobotPush
     assert len(RobotPush(str(root), train=True).dirs) == 3
-    assert convert_bair(root).returncode == 0
+    assert convert_again(tensorflow_worker, root).returncode == 0
     assert os.path.getmtime(seq / "0.png") == stamp and not partial.exists()
     assert (done / "29.png").exists() and len(RobotPush(str(root), train=True).dirs) == 4
 
@@ -103,11 +137,11 @@ def no_tensorflow():
     raise AssertionError("TensorFlow was imported before the folder checks")
 
 
-def test_bair_corrupt_record_and_missing_folder(bair_sources, tmp_path, capsys, monkeypatch):
+def test_bair_corrupt_record_and_missing_folder(bair_sources, tmp_path, capsys, monkeypatch, tensorflow_worker):
     copy_of(bair_sources, "good", tmp_path)
     (tmp_path / "softmotion30_44k" / "train" / "bad.tfrecords").write_bytes(b"\x00garbage" * 50)
     (tmp_path / "softmotion30_44k" / "train" / "empty.tfrecords").write_bytes(b"")
-    res = convert_bair(tmp_path)
+    res = convert_again(tensorflow_worker, tmp_path)
     assert res.returncode == 1 and "bad.tfrecords" in res.stderr
     assert "empty.tfrecords: empty file (0 bytes)" in res.stderr
     assert (tmp_path / "processed_data" / "train" / "good" / "0" / "29.png").exists()
@@ -118,18 +152,18 @@ def test_bair_corrupt_record_and_missing_folder(bair_sources, tmp_path, capsys, 
     assert "download_bair.sh" in capsys.readouterr().err
 
 
-def test_bair_file_cut_on_a_record_boundary_fails_by_name_and_is_retried(bair_sources, tmp_path):
+def test_bair_file_cut_on_a_record_boundary_fails_by_name_and_is_retried(bair_sources, tmp_path, tensorflow_worker):
     copy_of(bair_sources, "two_records", tmp_path)
     path = tmp_path / "softmotion30_44k" / "train" / "traj_0_to_1.tfrecords"
     whole = path.read_bytes()
     path.write_bytes(whole[:len(whole) // 2])   # two equal records: the cut falls on the boundary
     out = tmp_path / "processed_data" / "train" / "traj_0_to_1"
     for _ in range(2):  # no finished mark is left: a second run reports it again
-        res = convert_bair(tmp_path)
+        res = convert_again(tensorflow_worker, tmp_path)
         assert res.returncode == 1 and "traj_0_to_1.tfrecords: holds 1 records but its name states 2" in res.stderr
         assert not out.exists()
     path.write_bytes(whole)  # downloaded again: converted in full
-    assert convert_bair(tmp_path).returncode == 0 and (out / "1" / "29.png").exists()
+    assert convert_again(tensorflow_worker, tmp_path).returncode == 0 and (out / "1" / "29.png").exists()
 
 
 def test_bair_without_record_files_is_an_error_and_clips_fit_the_30_frames(tmp_path, bair_dir, capsys, monkeypatch):
