@@ -1,13 +1,10 @@
 """Write small BAIR TFRecord files with TensorFlow's own writer and the real feature keys.
 
-The tests write them through tests/tensorflow_worker.py (TensorFlow and PyTorch in one process can
-crash); as a script:
-    python tests/bair_fixture.py OUT_DIR SPLIT:NAME:N_SEQ [...] [-- OUT_DIR SPLIT:NAME:N_SEQ [...]]
-Writes OUT_DIR/softmotion30_44k/SPLIT/NAME.tfrecords and OUT_DIR/truth.npz with the frames, for each
-OUT_DIR.
+Imported by tests/tensorflow_worker.py only (TensorFlow and PyTorch in one process can crash):
+write_root(OUT_DIR, ["SPLIT:NAME:N_SEQ", ...]) writes OUT_DIR/softmotion30_44k/SPLIT/NAME.tfrecords and
+OUT_DIR/truth.npz with the frames.
 """
 import os
-import sys
 
 import numpy as np
 
@@ -40,13 +37,3 @@ def write_root(out, specs):
         truth[f"{split}/{name}"] = write_records(os.path.join(out, "softmotion30_44k", split, f"{name}.tfrecords"),
                                                  int(n), rng)
     np.savez(os.path.join(out, "truth.npz"), **truth)
-
-
-if __name__ == "__main__":
-    group = []
-    for arg in [*sys.argv[1:], "--"]:
-        if arg == "--":
-            write_root(group[0], group[1:])
-            group = []
-        else:
-            group.append(arg)
