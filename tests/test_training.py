@@ -280,11 +280,11 @@ def test_compiled_model_matches_eager():
     eager = SVG(SVGConfig(g_dim=16, z_dim=4, rnn_size=32))
     compiled_module = copy.deepcopy(eager)
     compiled = torch.compile(compiled_module, backend="aot_eager")
-    x = torch.rand(4, 5, 1, 64, 64)
+    x = torch.rand(2, 4, 1, 64, 64)   # tracing time grows with the frames: the fewest that keep both phases
     results = []
     for net in (eager, compiled):
         torch.manual_seed(1)
-        mse, kld = net(x, 3)
+        mse, kld = net(x, 2)
         (mse + 1e-4 * kld).backward()
         results.append((mse, kld))
     torch.testing.assert_close(results[1], results[0], rtol=1e-5, atol=1e-6)
@@ -295,9 +295,25 @@ def test_compiled_model_matches_eager():
 
 
 def test_compile_flag_trains_and_saves_the_plain_module(tmp_path, monkeypatch):
-    real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda net: real_compile(net, backend="aot_eager"))
+    from svgvp.training import step
+    real_compile, real_step = torch.compile, step.train_step
+    graphs, graphs_after_each_step = [], []
+
+    def counting_backend(gm, example_inputs):   # dynamo alone, each graph counted (aot_eager: the test above)
+        graphs.append(gm)
+        return gm.forward
+
+    def counted_step(*args, **kwargs):
+        out = real_step(*args, **kwargs)
+        graphs_after_each_step.append(len(graphs))
+        return out
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch, "compile", lambda net: real_compile(net, backend=counting_backend))
+    monkeypatch.setattr(step, "train_step", counted_step)
     run = run_main(tmp_path, "--niter", "1", "--compile")
+    # compiled at the first step and never again for the same shapes
+    assert len(graphs_after_each_step) == 2 and graphs_after_each_step[0] == graphs_after_each_step[1] > 0, \
+        graphs_after_each_step
     ckpt = load_checkpoint(os.path.join(run.dir, "model.pth"))
     assert not any("_orig_mod" in k for k in ckpt["model"]), "the checkpoint holds the compiled wrapper"
     assert torch.isfinite(torch.tensor(metrics(run)[-1]["mse"]))

@@ -79,14 +79,22 @@ def _momentum_weights(steps, order, m, dtype, device):
     (steps, order, momentum, dtype, device) and reused, so a training step on a GPU copies nothing
     from the host.
     """
+    if torch.compiler.is_compiling():
+        # traced once into the graph as a constant; a cache filled inside the trace would make dynamo
+        # guard on its contents and compile the whole step a second time on the next call
+        return _build_momentum_weights(steps, order, m, dtype, device)
     key = (steps, order, m, dtype, device)
     if key not in _WEIGHT_CACHE:
-        k = len(order)
-        coef = [0.0] * steps
-        for j, t in enumerate(order):
-            coef[t] += m * (1.0 - m) ** (k - 1 - j)
-        _WEIGHT_CACHE[key] = (torch.tensor(coef, dtype=dtype, device=device)[:, None], (1.0 - m) ** k)
+        _WEIGHT_CACHE[key] = _build_momentum_weights(steps, order, m, dtype, device)
     return _WEIGHT_CACHE[key]
+
+
+def _build_momentum_weights(steps, order, m, dtype, device):
+    k = len(order)
+    coef = [0.0] * steps
+    for j, t in enumerate(order):
+        coef[t] += m * (1.0 - m) ** (k - 1 - j)
+    return torch.tensor(coef, dtype=dtype, device=device)[:, None], (1.0 - m) ** k
 
 
 class StepSequential(nn.Sequential):
