@@ -58,6 +58,38 @@ def tiny_checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pth")
 
 
+@pytest.fixture(scope="session")
+def trained_tiny_runs(tmp_path_factory):
+    """trained_tiny_runs(niter) -> (run, its log_dir): the tests' tiny SM-MNIST LP run (tests/test_training.py's
+    TINY flags) of niter epochs, trained once for the whole session. Read it only: copy_of_tiny_run gives a
+    copy to change or continue."""
+    from tests.test_training import run_main
+    runs = {}
+
+    def get(niter):
+        if niter not in runs:
+            folder = tmp_path_factory.mktemp(f"tiny_run_{niter}")
+            runs[niter] = (run_main(folder, "--niter", str(niter)), str(folder / "logs"))
+        return runs[niter]
+    return get
+
+
+@pytest.fixture
+def copy_of_tiny_run(tmp_path, trained_tiny_runs):
+    """copy_of_tiny_run(niter=1) -> Run: what `run_main(tmp_path, "--niter", niter)` leaves, copied from the
+    session's run into the same place under tmp_path/logs (a tiny run costs seconds; a copy, milliseconds)."""
+    import shutil
+
+    from svgvp.training.run_folder import Run
+
+    def copy(niter=1):
+        run, log_dir = trained_tiny_runs(niter)
+        target = os.path.join(tmp_path, "logs", os.path.relpath(run.dir, log_dir))
+        shutil.copytree(run.dir, target)
+        return Run(target)
+    return copy
+
+
 def assert_weights_changed(run_dir):
     """The run's saved weights differ from the ones its model started from (same seed, same config)."""
     import torch

@@ -14,7 +14,6 @@ from svgvp import generate
 from svgvp.metrics import frechet
 from svgvp.training import checkpoint, loop
 from tests.conftest import ROOT, make_checkpoint
-from tests.test_training import run_main
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
@@ -50,9 +49,10 @@ def assert_one_line(res, message):
     assert len(res.stderr.strip().splitlines()) == 1, res.stderr
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    return run_main(tmp_path_factory.mktemp("run"), "--niter", "1")
+@pytest.fixture
+def trained_run(trained_tiny_runs):
+    """The session's tiny one-epoch run: only read here (the tests edit copies of it)."""
+    return trained_tiny_runs(1)[0]
 
 
 def edited_checkpoint(src, dst, edit):

