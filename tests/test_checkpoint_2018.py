@@ -130,16 +130,19 @@ def test_missing_part_and_wrong_opt(files_2018):
 
 @pytest.mark.parametrize("field,value", [("g_dim", "abc"), ("g_dim", None), ("channels", "one"),
                                          ("image_width", "wide")])
-def test_opt_values_of_the_wrong_type_are_one_line(files_2018, tmp_path, field, value):
+def test_opt_values_of_the_wrong_type_are_one_line(files_2018, tmp_path, field, value, capsys):
     path = str(files_2018 / f"bad_{field}_{value}_legacy.pth")
     with pytest.raises(CheckpointError, match=f"opt.{field} is {value!r}, not a whole number"):
         load_checkpoint(path)
-    res = subprocess.run([sys.executable, "-m", "svgvp.training.checkpoint", "convert", path, str(tmp_path / "c.pth")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 2 and "not a whole number" in res.stderr and "Traceback" not in res.stderr
+    # the command line's main(argv) here; test_convert_cli_writes_a_weights_only_checkpoint runs it as a process
+    with pytest.raises(SystemExit) as stop:
+        checkpoint.main(["convert", path, str(tmp_path / "c.pth")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "not a whole number" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
 
 
-def test_convert_cli_writes_a_weights_only_checkpoint(files_2018, tmp_path):
+def test_convert_cli_writes_a_weights_only_checkpoint(files_2018, tmp_path, capsys):
     src = files_2018 / "vgg64_fp_zip.pth"
     dst = tmp_path / "converted.pth"
     r = subprocess.run([sys.executable, "-m", "svgvp.training.checkpoint", "convert", str(src), str(dst)],
@@ -152,10 +155,9 @@ def test_convert_cli_writes_a_weights_only_checkpoint(files_2018, tmp_path):
     a, b = build_model(raw).eval(), build_model(load_checkpoint(str(src))).eval()
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert ka == kb and torch.equal(va, vb)
-    bad = subprocess.run([sys.executable, "-m", "svgvp.training.checkpoint", "convert",
-                          str(files_2018 / "wrong_opt_legacy.pth"), str(tmp_path / "x.pth")],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "x.pth").exists()
+    with pytest.raises(SystemExit) as stop:   # the same command line, here: a file whose opt does not fit
+        checkpoint.main(["convert", str(files_2018 / "wrong_opt_legacy.pth"), str(tmp_path / "x.pth")])
+    assert stop.value.code == 2 and "Traceback" not in capsys.readouterr().err and not (tmp_path / "x.pth").exists()
 
 
 def test_frechet_distance_accepts_a_2018_file(files_2018):
