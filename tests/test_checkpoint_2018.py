@@ -15,6 +15,7 @@ import torch
 from svgvp.training import checkpoint
 from svgvp.training.checkpoint import CheckpointError, build_model, load_checkpoint
 from svgvp.utils import file_sha256
+from tests.conftest import MNIST_ROOT
 
 pytestmark = pytest.mark.slow  # end-to-end: skipped by the quick run (-m "not slow")
 
@@ -185,7 +186,7 @@ def test_generate_runs_on_a_2018_file(files_2018, tmp_path, capsys):
     out = tmp_path / "gen"
     summary = generate_svg_lp.main(["--model_path", str(files_2018 / "dcgan64_lp_legacy.pth"), "--log_dir", str(out),
                                     "--N", "2", "--nsample", "2", "--batch_size", "2", "--n_future", "3",
-                                    "--no_gifs", "--device", "cpu", "--data_root", str(tmp_path / "data")])
+                                    "--no_gifs", "--device", "cpu", "--data_root", MNIST_ROOT])
     assert "read a 2018 edenton/svg model file" in capsys.readouterr().out
     assert summary["n_past"] == 5 and summary["n_future"] == 3
     assert (out / "metrics.csv").exists()

@@ -184,21 +184,31 @@ def test_statistics_roundtrip_and_skip_features(calc, tmp_path, tiny_checkpoint)
 
 
 @pytest.mark.slow
-def test_cli_compares_files_and_saves_stats(tiny_checkpoint, tmp_path):
+def test_cli_compares_files_and_saves_stats(tiny_checkpoint, tmp_path, capsys):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "a.npy", rng.random((20, 1, 64, 64)).astype(np.float32))
     torch.save(torch.rand(20, 1, 64, 64), tmp_path / "b.pt")
-    run = lambda *a: subprocess.run([sys.executable, "frechet_distance.py", "--model-path", tiny_checkpoint,  # noqa: E731
-                                     "--device", "cpu", *a], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    res = run(str(tmp_path / "a.npy"), str(tmp_path / "b.pt"))
+    flags = ["--model-path", tiny_checkpoint, "--device", "cpu"]
+    # the script as a process once; the other calls go through its main(argv) in this process
+    res = subprocess.run([sys.executable, "frechet_distance.py", *flags, str(tmp_path / "a.npy"), str(tmp_path / "b.pt")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     value = float(res.stdout.strip())
-    res = run("--save-stats", str(tmp_path / "a.npy"), str(tmp_path / "a.npz"))
-    assert res.returncode == 0 and os.path.exists(tmp_path / "a.npz")
-    res = run(str(tmp_path / "a.npz"), str(tmp_path / "b.pt"))
-    assert float(res.stdout.strip()) == pytest.approx(value, rel=1e-6)
-    res = run(str(tmp_path / "missing.npy"), str(tmp_path / "b.pt"))
-    assert res.returncode == 2 and "no such file" in res.stderr
+
+    def run(*argv):
+        capsys.readouterr()
+        try:
+            code = fd.main([*flags, *argv])
+        except SystemExit as stop:
+            code = stop.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+    code, _, _ = run("--save-stats", str(tmp_path / "a.npy"), str(tmp_path / "a.npz"))
+    assert code == 0 and os.path.exists(tmp_path / "a.npz")
+    code, out, _ = run(str(tmp_path / "a.npz"), str(tmp_path / "b.pt"))
+    assert code == 0 and float(out.strip()) == pytest.approx(value, rel=1e-6)
+    code, _, err = run(str(tmp_path / "missing.npy"), str(tmp_path / "b.pt"))
+    assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_import_has_no_side_effects(tmp_path):
