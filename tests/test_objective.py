@@ -77,7 +77,7 @@ def test_float32_step_matches_reference(backbone):
     fast = tiny(backbone, True)
     ref = copy.deepcopy(fast)
     truth = copy.deepcopy(fast).double()
-    x = torch.rand(3, 5, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    x = torch.rand(3, 4, 1, 64, 64, generator=torch.Generator().manual_seed(2))   # 2 conditioning, 2 predicted
     losses = []
     for model, loss_fn, xx in ((fast, lambda m, x, n: m(x, n), x), (ref, reference_loss, x),
                                (truth, reference_loss, x.double())):
