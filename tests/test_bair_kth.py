@@ -68,8 +68,9 @@ def convert_bair(root):
                           capture_output=True, text=True, timeout=300)
 
 
-def convert_again(worker, root):
-    """The converter's main(argv) in the module's TensorFlow process: exit code and stderr, as convert_bair's."""
+def convert_in_worker(worker, root):
+    """The converter's main(argv) in the module's TensorFlow process (TensorFlow is imported once for the
+    module): exit code and stderr, as convert_bair's."""
     return worker.ask({"convert": ["--data_dir", str(root)]})
 
 
@@ -92,9 +93,9 @@ def copy_of(bair_sources, name, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def bair_dir(bair_sources):
+def bair_dir(bair_sources, tensorflow_worker):
     roots, truth = bair_sources
-    res = convert_bair(roots["bair"])
+    res = convert_in_worker(tensorflow_worker, roots["bair"])
     assert res.returncode == 0, res.stderr
     return roots["bair"], truth
 
@@ -128,7 +129,7 @@ def test_bair_rerun_skips_and_ignores_partial_sequences(bair_dir, tmp_path, tens
     os.remove(partial / "29.png")
     from svgvp.data.bair import RobotPush
     assert len(RobotPush(str(root), train=True).dirs) == 3
-    assert convert_again(tensorflow_worker, root).returncode == 0
+    assert convert_in_worker(tensorflow_worker, root).returncode == 0
     assert os.path.getmtime(seq / "0.png") == stamp and not partial.exists()
     assert (done / "29.png").exists() and len(RobotPush(str(root), train=True).dirs) == 4
 
@@ -141,7 +142,7 @@ def test_bair_corrupt_record_and_missing_folder(bair_sources, tmp_path, capsys, 
     copy_of(bair_sources, "good", tmp_path)
     (tmp_path / "softmotion30_44k" / "train" / "bad.tfrecords").write_bytes(b"\x00garbage" * 50)
     (tmp_path / "softmotion30_44k" / "train" / "empty.tfrecords").write_bytes(b"")
-    res = convert_again(tensorflow_worker, tmp_path)
+    res = convert_in_worker(tensorflow_worker, tmp_path)
     assert res.returncode == 1 and "bad.tfrecords" in res.stderr
     assert "empty.tfrecords: empty file (0 bytes)" in res.stderr
     assert (tmp_path / "processed_data" / "train" / "good" / "0" / "29.png").exists()
@@ -159,11 +160,11 @@ def test_bair_file_cut_on_a_record_boundary_fails_by_name_and_is_retried(bair_so
     path.write_bytes(whole[:len(whole) // 2])   # two equal records: the cut falls on the boundary
     out = tmp_path / "processed_data" / "train" / "traj_0_to_1"
     for _ in range(2):  # no finished mark is left: a second run reports it again
-        res = convert_again(tensorflow_worker, tmp_path)
+        res = convert_in_worker(tensorflow_worker, tmp_path)
         assert res.returncode == 1 and "traj_0_to_1.tfrecords: holds 1 records but its name states 2" in res.stderr
         assert not out.exists()
     path.write_bytes(whole)  # downloaded again: converted in full
-    assert convert_again(tensorflow_worker, tmp_path).returncode == 0 and (out / "1" / "29.png").exists()
+    assert convert_in_worker(tensorflow_worker, tmp_path).returncode == 0 and (out / "1" / "29.png").exists()
 
 
 def test_bair_without_record_files_is_an_error_and_clips_fit_the_30_frames(tmp_path, bair_dir, capsys, monkeypatch):
@@ -172,6 +173,8 @@ def test_bair_without_record_files_is_an_error_and_clips_fit_the_30_frames(tmp_p
     monkeypatch.setattr(bair_converter, "import_tensorflow", no_tensorflow)
     assert bair_converter.main(["--data_dir", str(tmp_path)]) == 2
     assert "holds no train/ or test/ .tfrecords" in capsys.readouterr().err
+    res = convert_bair(tmp_path)  # the same as a user's process: one line, exit code 2
+    assert res.returncode == 2 and "holds no train/ or test/ .tfrecords" in res.stderr and "Traceback" not in res.stderr
     root, _ = bair_dir
     for flags in (["--n_eval", "40"], ["--n_past", "20", "--n_future", "20"]):
         with pytest.raises(SystemExit) as stop:
