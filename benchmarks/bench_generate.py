@@ -5,14 +5,16 @@
 SM-MNIST settings (dcgan, 5 -> 20 frames), eval-mode batch norm, same weights and inputs. Besides the
 ratio it prints each side's achieved GFLOP/s (analytic count from torch's FLOP counter) next to a
 large float32 matmul on the same device: when ours is close to that, the device is compute-bound and
-no restructuring of the same math can make sampling much faster.
+no restructuring of the same math can make sampling much faster. On a GPU it also prints how many
+operations one call launches and the share of the time the GPU is busy (a busy share well below 100%
+means the rollout is launch-bound, and replaying it as a CUDA graph would pay).
 """
 import argparse
 import copy
 import datetime
 
 import torch
-from common import count_flops, describe_device, matmul_tflops, time_interleaved
+from common import count_flops, describe_device, matmul_tflops, profile_gpu, time_interleaved
 
 from svgvp.models.svg import SVG, SVGConfig
 
@@ -49,6 +51,9 @@ def main():
     print(f"work: ours {f_ours / 1e9:.0f} GFLOP at {f_ours / t_ours / 1e9:.0f} GFLOP/s, per-sample loop "
           f"{f_loop / 1e9:.0f} GFLOP at {f_loop / t_loop / 1e9:.0f} GFLOP/s; float32 matmul on this device "
           f"{1000 * matmul_tflops(dev):.0f} GFLOP/s")
+    if dev.type == "cuda":  # launch-bound or not: whether one CUDA graph per rollout could pay
+        ops, busy = profile_gpu(ours, dev, steps=2)
+        print(f"GPU: ours {ops:.0f} operations per call, busy {100 * busy:.0f}% of the wall time")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # One call on a lent GPU (device tool), within a fixed deadline, in this order:
 #   1. numerics: the LSTM sequence call (cuDNN) against the 2018 cells in float64 (tests/test_lstm.py),
 #      the CUDA-graph update against the eager one, bitwise, and across a resume (check_cuda_graphs.py);
-#   2. bench_train.py in each setting (it/s beside the 2018 loop, GPU operations per step, busy share, TFLOP/s);
+#   2. bench_train.py in each setting (it/s beside the 2018 loop, GPU operations per step, busy share, TFLOP/s),
+#      and bench_generate.py at the default rollout batch (2,000 rows): is sampling launch-bound on a GPU;
 #   3. the shipped SM-MNIST model continued at batch 100 on the full MNIST with the fastest setting;
 #   4. export, and evaluation on the GPU of the new and the shipped weights (best of 100, 5 -> 25, first 256
 #      MNIST test sequences, 2018 SSIM), then --protocol srvp on the new ones (no FVD: the I3D sdist does not travel).
@@ -13,7 +14,7 @@
 # Carried (device tool `carry`): .whl (progressbar2, python-utils wheels for the GPU machine's Python) and
 # .gpu_data/MNIST/raw/*.gz (the full MNIST in torchvision's file format, 11 MB).
 #   run:           bash benchmarks/h200_session.sh
-#   local dry run: DEVICE=cpu DEADLINE=900 BATCH=8 OUT=/tmp/out bash benchmarks/h200_session.sh
+#   local dry run: DEVICE=cpu DEADLINE=900 BATCH=8 GEN_BATCH=1 OUT=/tmp/out bash benchmarks/h200_session.sh
 set -u
 DEVICE=${DEVICE:-cuda}
 DEADLINE=${DEADLINE:-575}     # seconds from the start by which everything must be written
@@ -59,6 +60,7 @@ BEST=graphs_tf32
 for k in graphs_amp graphs_amp_cl; do
     $PY -c "import sys; sys.exit(0 if float('${RATE[$k]}') > float('${RATE[$BEST]}') else 1)" && BEST=$k
 done
+[ -z "${SKIP_BENCH:-}" ] && timeout 40 $PY benchmarks/bench_generate.py --device $DEVICE --batch_size ${GEN_BATCH:-20} --nsample 100
 echo "smmnist it/s: eager fp32 ${RATE[eager_fp32]}, graphs tf32 ${RATE[graphs_tf32]}, graphs amp ${RATE[graphs_amp]}, graphs amp channels-last ${RATE[graphs_amp_cl]}; training with $BEST (${FLAGS[$BEST]})"
 
 echo "## 3. continued training on the full MNIST until $((DEADLINE - 110)) s (at $SECONDS s)"
