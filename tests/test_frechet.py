@@ -111,6 +111,9 @@ def test_input_forms_agree(calc):
     np.testing.assert_allclose(rgb, f, atol=1e-5)  # gray -> RGB -> luma is the identity
     big = torch.nn.functional.interpolate(a, size=(128, 128), mode="nearest")
     assert calc.extract_features(big).shape == f.shape  # resized to the encoder's 64x64
+    with warnings.catch_warnings():  # a generator's output that still requires grad is read as data, silently
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(calc.extract_features(a.clone().requires_grad_()), f, atol=1e-6)
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -4,6 +4,7 @@ import io
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -155,6 +156,9 @@ def test_shapes_dtypes_and_batches_do_not_change_the_distances(alex):
     torch.testing.assert_close(videos.reshape(-1), d, rtol=1e-6, atol=0)
     torch.testing.assert_close(lpips(a.numpy(), b.numpy(), batch_size=1, device="cpu"), d, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(alex(a.float() / 255, b * 255), d, rtol=1e-5, atol=1e-7)  # each set its own range
+    with warnings.catch_warnings():  # tensors that require grad are read as data, without autograd's warning
+        warnings.simplefilter("error")
+        torch.testing.assert_close(alex(a.float().requires_grad_(), b), alex(a.float(), b), rtol=0, atol=0)
 
 
 def test_bad_inputs_have_one_clear_message(alex):

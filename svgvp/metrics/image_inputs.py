@@ -14,7 +14,7 @@ from svgvp.metrics.feature_distances import InputError
 
 
 def to_tensor(images):
-    """A tensor of real numbers from a tensor or numpy array (native byte order)."""
+    """A tensor of real numbers from a tensor or numpy array (native byte order), detached from autograd."""
     if isinstance(images, np.ndarray):
         if images.dtype.kind not in "uif":
             raise InputError(f"images and videos must be numeric, got dtype {images.dtype}")
@@ -25,7 +25,7 @@ def to_tensor(images):
         raise InputError(f"images and videos must be a torch tensor or numpy array, got {type(images).__name__}")
     if images.dtype == torch.bool or images.is_complex():
         raise InputError(f"images and videos must be real numbers, got dtype {images.dtype}")
-    return images
+    return images.detach()  # the metrics are values, not losses: a tensor that requires grad is read as data
 
 
 def value_extremes(x):
