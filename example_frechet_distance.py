@@ -5,7 +5,6 @@
 Runs offline in about a minute on 2 CPU cores and writes frechet_distance_example.png,
 frechet_distance_vs_noise.png and frechet_distance_vs_time.png.
 """
-import argparse
 import os
 import sys
 
@@ -16,12 +15,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from svgvp.command_line import OneLineArgumentParser  # noqa: E402
 from svgvp.data import DataError  # noqa: E402
 from svgvp.data.moving_mnist import TEST_LENGTH, MovingMNIST  # noqa: E402
 from svgvp.data.package_files import default_cache_dir  # noqa: E402
 from svgvp.metrics.frechet import FrechetDistanceCalculator, InputError  # noqa: E402
 from svgvp.training.checkpoint import CheckpointError  # noqa: E402
-from svgvp.utils import DeviceError, OneLineArgumentParser, UsageError, writable_folder  # noqa: E402
+from svgvp.utils import DeviceError, UsageError, writable_folder  # noqa: E402
 
 
 def line_plot(path, x, y, xlabel, title):
@@ -36,7 +36,7 @@ def line_plot(path, x, y, xlabel, title):
 
 
 def main(argv=None):
-    p = OneLineArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model_path", default=None, help="SVG checkpoint (default: the shipped SM-MNIST model)")
     p.add_argument("--out_dir", default=".", help="folder for the three PNG plots")
     p.add_argument("--data_root", default=os.path.join(default_cache_dir(), "data"),

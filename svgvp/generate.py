@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from svgvp import cpu_memory
+from svgvp.command_line import OneLineArgumentParser
 from svgvp.data import DataError, load_dataset
 from svgvp.data.mnist_digits import SOURCES as DIGIT_SOURCES
 from svgvp.data.mnist_digits import describe_digit_source
@@ -37,7 +38,6 @@ from svgvp.training.checkpoint import CheckpointError, describe_source, load_mod
 from svgvp.training.plots import plot_metrics
 from svgvp.utils import (
     DeviceError,
-    OneLineArgumentParser,
     UsageError,
     choose_device,
     derived_seed,
@@ -56,8 +56,7 @@ LPIPS_BATCH = 512  # frames per LPIPS network call (memory knob; the distances d
 
 
 def build_parser():
-    p = OneLineArgumentParser(description="Sample from an SVG checkpoint and evaluate best-of-N SSIM/PSNR.",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description="Sample from an SVG checkpoint and evaluate best-of-N SSIM/PSNR.")
     a = p.add_argument
     a("--batch_size", default=100, type=int, help="test sequences per batch")
     a("--data_root", default="data", help="root directory for data")

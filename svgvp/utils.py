@@ -1,9 +1,7 @@
 """Small shared helpers: device choice, seeding, image grids, PNG and GIF writing, atomic files."""
-import argparse
 import hashlib
 import json
 import os
-import sys
 import tempfile
 
 import imageio.v3 as iio
@@ -13,20 +11,6 @@ import torch
 
 class UsageError(Exception):
     """A bad flag or combination of flags; the scripts report it as one line with exit code 2."""
-
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag ends in one line naming the problem (no usage block), exit code 2."""
-
-    def error(self, message):
-        sys.stderr.write(f"error: {message} (see --help)\n")
-        sys.exit(2)
-
-
-def warnings_as_one_line():
-    """Command lines: show each warning as one "warning: ..." line on stderr (no file, line and source)."""
-    import warnings
-    warnings.formatwarning = lambda message, *rest, **kw: f"warning: {message}\n"
 
 
 class DeviceError(ValueError):

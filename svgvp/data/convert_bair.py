@@ -12,7 +12,6 @@ states (a download cut on a record boundary), whose converted sequences are remo
 loader never takes it as complete and the next run converts it again.
 Needs TensorFlow (only here): pip install -e ".[bair]".
 """
-import argparse
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ import sys
 import imageio.v3 as iio
 import numpy as np
 
+from svgvp.command_line import OneLineArgumentParser
 from svgvp.data import BAIR_FRAMES as FRAMES
 from svgvp.data import run_conversion
 
@@ -112,7 +112,7 @@ def convert(data_dir):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Convert BAIR TFRecords to PNG frames.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description="Convert BAIR TFRecords to PNG frames.")
     p.add_argument("--data_dir", required=True, help="folder holding softmotion30_44k/")
     args = p.parse_args(argv)
     return run_conversion(convert, args.data_dir)

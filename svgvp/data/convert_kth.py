@@ -10,7 +10,6 @@ persons 1-20 train, 21-25 test (as the 2018 loader). Segments come from KTH's 00
 folder and renamed when complete; re-running skips finished videos; a file ffmpeg cannot decode is
 reported by name and the run goes on.
 """
-import argparse
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import struct
 import subprocess
 import sys
 
+from svgvp.command_line import OneLineArgumentParser
 from svgvp.data import kth_frame_name, run_conversion
 
 CLASSES = ("boxing", "handclapping", "handwaving", "jogging", "running", "walking")
@@ -130,7 +130,7 @@ def convert(data_dir, size):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Convert KTH .avi videos to PNG frames and split files.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description="Convert KTH .avi videos to PNG frames and split files.")
     p.add_argument("--data_dir", required=True, help="folder holding raw/<class>/*.avi")
     p.add_argument("--image_size", type=int, default=64, choices=(64, 128), help="frame size to convert to")
     args = p.parse_args(argv)

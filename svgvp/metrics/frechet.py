@@ -16,7 +16,6 @@ A note on features: SVG passes appearance to the decoder through skip connection
 encoder's latent vector (the default feature) describes pose and motion more than static content.
 ``features="latent+skips"`` appends globally pooled skip-connection features.
 """
-import argparse
 import copy
 import os
 import sys
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from svgvp.command_line import OneLineArgumentParser, warnings_as_one_line
 from svgvp.metrics.feature_distances import (  # noqa: F401
     FeatureSets,
     InputError,
@@ -54,12 +54,7 @@ from svgvp.pretrained import (  # noqa: F401
     load_encoder,
     resolve_model_path,
 )
-from svgvp.utils import (
-    DeviceError,
-    OneLineArgumentParser,
-    file_sha256,
-    warnings_as_one_line,
-)
+from svgvp.utils import DeviceError, file_sha256
 
 FEATURES = ("latent", "latent+skips")
 
@@ -271,7 +266,7 @@ def main(argv=None):
     from svgvp.training.checkpoint import CheckpointError
     p = OneLineArgumentParser(
         description="Fréchet distance between two image sets with an SVG encoder. With no inputs, runs the basic "
-                    "example on two random image sets.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "example on two random image sets.")
     p.add_argument("inputs", nargs="*", help="two inputs: image folders, .npy, .pt, or .npz statistics")
     p.add_argument("--model-path", "--model_path", dest="model_path", default=None,
                    help="SVG checkpoint, ours or a 2018 edenton/svg file (default: the shipped SM-MNIST model)")

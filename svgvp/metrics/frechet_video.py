@@ -13,13 +13,13 @@ Inputs follow the rules of ``svgvp/metrics/image_inputs.py`` (torch or numpy; ui
 [0, 255], decided per set). Sets of at most 400 videos give a singular covariance (400 features);
 the distance is then exact for the samples but strongly biased, and a warning says so.
 """
-import argparse
 import functools
 import sys
 
 import numpy as np
 import torch
 
+from svgvp.command_line import OneLineArgumentParser, warnings_as_one_line
 from svgvp.data.i3d_weights import I3DWeightsError, load_i3d
 from svgvp.metrics.feature_distances import (
     FeatureSets,
@@ -39,7 +39,7 @@ from svgvp.metrics.image_inputs import (
 )
 from svgvp.metrics.numerics import full_float32
 from svgvp.models.i3d import FRAME_SIZE, MIN_FRAMES, NUM_CLASSES
-from svgvp.utils import DeviceError, OneLineArgumentParser, warnings_as_one_line
+from svgvp.utils import DeviceError
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -156,8 +156,7 @@ def _load_videos(path):
 
 
 def main(argv=None):
-    p = OneLineArgumentParser(description="FVD between two video sets with the Kinetics-400 I3D.",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description="FVD between two video sets with the Kinetics-400 I3D.")
     p.add_argument("inputs", nargs=2, help="two inputs: .npy or .pt videos (N, T, C, H, W), or .npz statistics")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: CUDA when present)")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=DEFAULT_BATCH_SIZE,

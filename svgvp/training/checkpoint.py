@@ -13,9 +13,10 @@ import zipfile
 
 import torch
 
+from svgvp.command_line import OneLineArgumentParser
 from svgvp.models.svg import SVG, SVGConfig
 from svgvp.training.checkpoint_2018 import Checkpoint2018Error, read_2018_checkpoint
-from svgvp.utils import OneLineArgumentParser, atomic_write
+from svgvp.utils import atomic_write
 
 FORMAT_VERSION = 1
 FULL_DISK_BYTES = 16 << 20  # less free space than this after a failed write: the disk is full
@@ -203,10 +204,8 @@ def load_model(path, device="cpu"):
 
 def main(argv=None):
     """The checkpoint tools' command line (svg-checkpoint): export | convert SRC DST."""
-    import argparse
     import sys
-    p = OneLineArgumentParser(prog="svg-checkpoint", description="Checkpoint tools.",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(prog="svg-checkpoint", description="Checkpoint tools.")
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export", help="write an inference-only copy (no optimizer state)")
     c = sub.add_parser("convert", help="write a 2018 edenton/svg model file in this project's format")

@@ -14,12 +14,13 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields, make_dataclass
 
+from svgvp.command_line import OneLineArgumentParser
 from svgvp.data import DATASET_CHANNELS, DATASETS
 from svgvp.data.mnist_digits import SOURCES as DIGIT_SOURCES
 from svgvp.models import BACKBONES
 from svgvp.models.svg import SVGConfig
 from svgvp.training.checkpoint import CheckpointError, check_training_fields, load_checkpoint
-from svgvp.utils import OneLineArgumentParser, UsageError
+from svgvp.utils import UsageError
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 NETWORK = tuple(f.name for f in fields(SVGConfig))  # the settings that define the network
@@ -123,8 +124,7 @@ TrainConfig.__doc__ = "A run's settings, typed and read-only: one field per entr
 
 def build_parser(learned_prior):
     """The command line of train_svg_lp.py (learned_prior=True) or train_svg_fp.py, from SETTINGS."""
-    p = OneLineArgumentParser(description=f"Train SVG-{'LP' if learned_prior else 'FP'}.",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineArgumentParser(description=f"Train SVG-{'LP' if learned_prior else 'FP'}.")
     for s in SETTINGS:
         if s.lp_only and not learned_prior:
             continue
