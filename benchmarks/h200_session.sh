@@ -60,7 +60,7 @@ BEST=graphs_tf32
 for k in graphs_amp graphs_amp_cl; do
     $PY -c "import sys; sys.exit(0 if float('${RATE[$k]}') > float('${RATE[$BEST]}') else 1)" && BEST=$k
 done
-[ -z "${SKIP_BENCH:-}" ] && timeout 40 $PY benchmarks/bench_generate.py --device $DEVICE --batch_size ${GEN_BATCH:-20} --nsample 100
+[ -z "${SKIP_BENCH:-}" ] && timeout 60 $PY benchmarks/bench_generate.py --device $DEVICE --batch_size ${GEN_BATCH:-20} --nsample 100 --repeats 2
 echo "smmnist it/s: eager fp32 ${RATE[eager_fp32]}, graphs tf32 ${RATE[graphs_tf32]}, graphs amp ${RATE[graphs_amp]}, graphs amp channels-last ${RATE[graphs_amp_cl]}; training with $BEST (${FLAGS[$BEST]})"
 
 echo "## 3. continued training on the full MNIST until $((DEADLINE - 110)) s (at $SECONDS s)"
