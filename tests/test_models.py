@@ -117,3 +117,22 @@ def test_mixed_precision_keeps_the_recurrent_part_in_float32():
     assert mse16.dtype == kld16.dtype == torch.float32
     torch.testing.assert_close(mse16, mse32, rtol=2e-2, atol=0)
     torch.testing.assert_close(kld16, kld32, rtol=5e-2, atol=1e-4)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "vgg"])
+def test_training_graph_makes_no_whole_tensor_copies_for_in_place_activations(model):
+    """The in-place LeakyReLU after each batch norm runs on the grouped tensor, not on its reshape (a
+    view): on a view, autograd's backward would clone and copy the whole activation (CopySlices)."""
+    torch.manual_seed(0)
+    net = SVG(SVGConfig(model=model, g_dim=16, z_dim=4, rnn_size=32))
+    mse, kld = net(torch.rand(2, 4, 1, 64, 64), 2)
+    names, seen, todo = set(), set(), [(mse + kld).grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.add(type(fn).__name__)
+        todo.extend(f for f, _ in fn.next_functions)
+    assert "NativeBatchNormBackward0" in names and "LeakyReluBackward1" in names, names
+    assert not {"CopySlices", "AsStridedBackward0"} & names, names

@@ -11,6 +11,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def _identity(t):
+    return t
+
+
 class StepBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d with separate training statistics for each of ``steps`` groups.
 
@@ -20,14 +24,19 @@ class StepBatchNorm2d(nn.BatchNorm2d):
     statistics end as its sequence of momentum updates leaves them.
     """
 
-    def forward(self, x, steps=1, stat_order=None):
+    def forward(self, x, steps=1, stat_order=None, then=None):
+        """``then``: an elementwise in-place activation applied to the normalised values before they are
+        reshaped back to frames. An in-place op on that reshape (a view) would make autograd clone and
+        copy the whole tensor in the backward pass (CopySlices); on the grouped tensor it costs nothing."""
+        if then is None:
+            then = _identity
         if not self.training or (steps == 1 and stat_order is None):
-            return super().forward(x)
+            return then(super().forward(x))
         n, c, h, w = x.shape
         if n % steps:
             raise ValueError(f"batch of {n} frames does not split into {steps} time steps")
         if steps > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
-            return self._forward_channels_last(x, steps, stat_order)
+            return self._forward_channels_last(x, steps, stat_order, then)
         # (B*T, C, H, W) batch-major -> (B, T*C, H, W): channel t*C+c holds step t.
         grouped = x.reshape(n // steps, steps * c, h, w)
         track = self.track_running_stats
@@ -39,9 +48,9 @@ class StepBatchNorm2d(nn.BatchNorm2d):
                            training=True, momentum=1.0, eps=self.eps)
         if track:
             self._update_running_stats(step_mean.view(steps, c), step_var.view(steps, c), stat_order)
-        return out.reshape(n, c, h, w)
+        return then(out).reshape(n, c, h, w)
 
-    def _forward_channels_last(self, x, steps, stat_order):
+    def _forward_channels_last(self, x, steps, stat_order, then):
         """The same normalisation for a channels-last input, without leaving its layout.
 
         Folding the steps into the channels (the path above) would copy a channels-last tensor to
@@ -56,7 +65,7 @@ class StepBatchNorm2d(nn.BatchNorm2d):
         if self.track_running_stats:
             count = (n // steps) * h * w
             self._update_running_stats(mean.detach(), var.detach() * count / max(count - 1, 1), stat_order)
-        return out.to(x.dtype).view(n, c, h, w)
+        return then(out.to(x.dtype)).view(n, c, h, w)
 
     @torch.no_grad()
     def _update_running_stats(self, mean, var, stat_order):
@@ -98,14 +107,22 @@ def _build_momentum_weights(steps, order, m, dtype, device):
 
 
 class StepSequential(nn.Sequential):
-    """nn.Sequential that passes the time-step grouping to the layers that need it."""
+    """nn.Sequential that passes the time-step grouping to the layers that need it; an in-place
+    LeakyReLU after a batch norm runs inside it (``StepBatchNorm2d``'s ``then``: the same values)."""
 
     def forward(self, x, steps=1, stat_order=None):
-        for layer in self:
-            if isinstance(layer, (StepBatchNorm2d, StepSequential, Block)):
+        layers = list(self)
+        k = 0
+        while k < len(layers):
+            layer, after = layers[k], layers[k + 1] if k + 1 < len(layers) else None
+            if isinstance(layer, StepBatchNorm2d) and isinstance(after, nn.LeakyReLU) and after.inplace:
+                x = layer(x, steps, stat_order, then=after)
+                k += 1  # the activation ran inside the batch norm
+            elif isinstance(layer, (StepBatchNorm2d, StepSequential, Block)):
                 x = layer(x, steps, stat_order)
             else:
                 x = layer(x)
+            k += 1
         return x
 
 
