@@ -37,7 +37,9 @@ from svgvp.metrics.frames import SSIM_VARIANTS, psnr, ssim
 from svgvp.training.checkpoint import CheckpointError, describe_source, load_model
 from svgvp.training.plots import plot_metrics
 from svgvp.utils import (
+    LOCK_NAME,
     DeviceError,
+    FolderBusy,
     UsageError,
     choose_device,
     derived_seed,
@@ -45,6 +47,7 @@ from svgvp.utils import (
     framed,
     labelled_grid,
     labelled_row,
+    lock_folder,
     save_gif,
     save_png,
     writable_folder,
@@ -359,15 +362,43 @@ def write_outputs(args, ckpt, metrics, summary_rows, distances, n_past, n_future
     return summary
 
 
+def refuse_a_used_log_dir(log_dir):
+    """An evaluation's files never mix with another's (an earlier, larger --N left test_0003/ beside a
+    summary.json that said N = 2): --log_dir must be new or empty (but for a lock file)."""
+    if os.path.isdir(log_dir) and set(os.listdir(log_dir)) - {LOCK_NAME}:
+        raise UsageError(f"--log_dir '{log_dir}' already holds files (an earlier evaluation?); pass a new or "
+                         f"empty folder, or delete that one")
+
+
+def claim_log_dir(log_dir):
+    """Create --log_dir and lock it for this process (the returned open file holds the lock): two evaluations
+    started into the same folder at once would otherwise both find it empty and mix their files."""
+    writable_folder(log_dir, "--log_dir")
+    try:
+        lock = lock_folder(log_dir)
+    except FolderBusy as busy:
+        raise UsageError(f"another process (pid {busy.owner}) is evaluating into --log_dir '{log_dir}'; wait for "
+                         f"it to finish or choose another folder") from None
+    try:
+        refuse_a_used_log_dir(log_dir)  # again under the lock: another process may have written there meanwhile
+    except UsageError:
+        lock.close()
+        raise
+    return lock
+
+
 def generate(args):
     """Load, evaluate, summarise, write: the whole of generate_svg_lp.py."""
-    if os.path.isdir(args.log_dir) and os.listdir(args.log_dir):
-        # an evaluation's files never mix with another's (an earlier, larger --N left test_0003/ beside a
-        # summary.json that said N = 2)
-        raise UsageError(f"--log_dir '{args.log_dir}' already holds files (an earlier evaluation?); pass a new or "
-                         f"empty folder, or delete that one")
+    refuse_a_used_log_dir(args.log_dir)  # at once, before the model and data load
     model, ckpt, device, test, n_past, n_future = load(args)
-    writable_folder(args.log_dir, "--log_dir")  # before any sampling
+    lock = claim_log_dir(args.log_dir)  # before any sampling
+    try:
+        return _evaluate_and_write(args, model, ckpt, device, test, n_past, n_future)
+    finally:
+        lock.close()
+
+
+def _evaluate_and_write(args, model, ckpt, device, test, n_past, n_future):
     fvd_calc = open_fvd(args, device, n_past + n_future)
     lpips_calc = open_lpips(args, device, model.config.image_width)
     metrics, distances = evaluate(args, model, device, test, n_past, n_future, fvd_calc, lpips_calc)
@@ -413,10 +444,16 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        written = os.path.isdir(args.log_dir) and os.listdir(args.log_dir)
+        written = os.path.isdir(args.log_dir) and set(os.listdir(args.log_dir)) - {LOCK_NAME}
         print("\ninterrupted; " + (f"'{args.log_dir}' holds a partial evaluation: delete it before evaluating into "
                                      f"it again" if written else "nothing was written"), file=sys.stderr)
         sys.exit(130)
+
+
+def command(argv=None):
+    """svg-generate: generate_svg_lp.py's command line (exit code 0 when the evaluation ends; the console
+    script would take main's summary for an error and exit 1)."""
+    main(argv)
 
 
 if __name__ == "__main__":

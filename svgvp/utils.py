@@ -114,6 +114,42 @@ def writable_folder(path, flag):
         raise UsageError(f"{flag} '{path}' cannot be written ({err.strerror}); pass a writable folder") from None
 
 
+LOCK_NAME = ".lock"
+
+
+class FolderBusy(Exception):
+    """Another live process holds the folder's lock; ``owner`` is its pid as it wrote it (or "unknown")."""
+
+    def __init__(self, owner):
+        super().__init__(owner)
+        self.owner = owner
+
+
+def lock_folder(directory):
+    """Take the exclusive lock of an existing folder: an ``flock`` on ``<directory>/.lock``, which holds this
+    process's pid, kept while the returned file stays open. The kernel drops it when the process dies, so
+    a killed process leaves no stale lock. Raises FolderBusy if another process holds it (no lock on
+    systems without ``fcntl``)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks
+        fcntl = None
+    f = open(os.path.join(directory, LOCK_NAME), "a+")
+    if fcntl is not None:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = f.read().strip() or "unknown"
+            f.close()
+            raise FolderBusy(owner) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
 def file_sha256(path):
     """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()

@@ -217,3 +217,21 @@ def test_an_evaluation_never_writes_into_another_ones_folder_and_ctrl_c_is_one_l
         run(lp_ckpt, tmp_path / "cut", "--no_gifs")
     err = capsys.readouterr().err
     assert stop.value.code == 130 and "partial evaluation" in err and "Traceback" not in err
+
+
+def test_two_evaluations_into_one_folder_at_once_do_not_mix(lp_ckpt, tmp_path, capsys):
+    from svgvp.utils import lock_folder
+    out = tmp_path / "busy"
+    out.mkdir()
+    holder = lock_folder(str(out))  # stands for a live evaluation that has not written yet
+    try:
+        with pytest.raises(SystemExit) as stop:
+            run(lp_ckpt, out, "--N", "1", "--no_gifs")
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and f"another process (pid {os.getpid()})" in err, err
+        assert len(err.strip().splitlines()) == 1 and os.listdir(out) == [".lock"]
+    finally:
+        holder.close()
+    # its lock file outlives it (the kernel drops the lock itself): the folder counts as empty
+    run(lp_ckpt, out, "--N", "1", "--no_gifs")
+    assert (out / "summary.json").exists()

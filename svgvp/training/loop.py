@@ -345,10 +345,11 @@ def main(learned_prior, argv=None):
 
 
 def main_lp(argv=None):
-    """svg-train-lp: train_svg_lp.py's command line."""
-    return main(True, argv)
+    """svg-train-lp: train_svg_lp.py's command line (exit code 0 when the run ends; the console script
+    would take main's Run for an error and exit 1)."""
+    main(True, argv)
 
 
 def main_fp(argv=None):
-    """svg-train-fp: train_svg_fp.py's command line."""
-    return main(False, argv)
+    """svg-train-fp: train_svg_fp.py's command line, as main_lp."""
+    main(False, argv)

@@ -18,15 +18,9 @@ import signal
 import threading
 from contextlib import contextmanager
 
-from svgvp.utils import UsageError
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks; the other rules still hold
-    fcntl = None
+from svgvp.utils import LOCK_NAME, FolderBusy, UsageError, lock_folder
 
 RUN_FILES = ("model.pth", "args.json", "metrics.jsonl", "train.log")
-LOCK_NAME = ".lock"
 
 
 class RunFolderBusy(Exception):
@@ -200,21 +194,11 @@ class Run:
         os.makedirs(self.dir, exist_ok=True)
         self._created = list(reversed(missing))
         self._made_lock_file = not os.path.exists(os.path.join(self.dir, LOCK_NAME))
-        f = open(os.path.join(self.dir, LOCK_NAME), "a+")
-        if fcntl is not None:
-            try:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                f.seek(0)
-                owner = f.read().strip() or "unknown"
-                f.close()
-                raise RunFolderBusy(f"another process (pid {owner}) is training in '{self.dir}'; wait for it "
-                                    f"to finish or stop it") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        self._lock_file = f
+        try:
+            self._lock_file = lock_folder(self.dir)
+        except FolderBusy as busy:
+            raise RunFolderBusy(f"another process (pid {busy.owner}) is training in '{self.dir}'; wait for it "
+                                f"to finish or stop it") from None
         self.remove_stale_temporaries()
 
     def unlock(self):
