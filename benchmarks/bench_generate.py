@@ -43,17 +43,18 @@ def main():
             ref_model.sample(x, 5, 20, nsample=1)
 
     t_ours, t_loop = time_interleaved([ours, per_sample_loop], dev, args.repeats)
-    f_ours, f_loop = count_flops(ours), count_flops(per_sample_loop)
+    # printed as soon as measured, so that a deadline cutting the slower lines short keeps these
     print(f"# bench_generate {datetime.date.today()} device={describe_device(dev)} batch={args.batch_size} "
           f"nsample={args.nsample} channels_last={args.channels_last} torch={torch.__version__}")
     print(f"ours {args.batch_size / t_ours:.3f} sequences/s, per-sample loop {args.batch_size / t_loop:.3f} "
-          f"sequences/s, speed-up x{t_loop / t_ours:.2f}")
+          f"sequences/s, speed-up x{t_loop / t_ours:.2f}", flush=True)
+    if dev.type == "cuda":  # launch-bound or not: whether one CUDA graph per rollout could pay
+        ops, busy = profile_gpu(ours, dev, steps=2)
+        print(f"GPU: ours {ops:.0f} operations per call, busy {100 * busy:.0f}% of the wall time", flush=True)
+    f_ours, f_loop = count_flops(ours), count_flops(per_sample_loop)
     print(f"work: ours {f_ours / 1e9:.0f} GFLOP at {f_ours / t_ours / 1e9:.0f} GFLOP/s, per-sample loop "
           f"{f_loop / 1e9:.0f} GFLOP at {f_loop / t_loop / 1e9:.0f} GFLOP/s; float32 matmul on this device "
           f"{1000 * matmul_tflops(dev):.0f} GFLOP/s")
-    if dev.type == "cuda":  # launch-bound or not: whether one CUDA graph per rollout could pay
-        ops, busy = profile_gpu(ours, dev, steps=2)
-        print(f"GPU: ours {ops:.0f} operations per call, busy {100 * busy:.0f}% of the wall time")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@
 # weights in 15 MiB pieces (weights.pth.part-aa, ...; `cat` them back together).
 #
 # Carried (device tool `carry`): .whl (progressbar2, python-utils wheels for the GPU machine's Python) and
-# .gpu_data/MNIST/raw/*.gz (the full MNIST in torchvision's file format, 11 MB).
+# .gpu_data/MNIST/raw/*.gz (the full MNIST in torchvision's file format, 13 MB); both written beforehand, on
+# this side, by `python benchmarks/prepare_gpu_session.py`.
 #   run:           bash benchmarks/h200_session.sh
 #   local dry run: DEVICE=cpu DEADLINE=900 BATCH=8 GEN_BATCH=1 OUT=/tmp/out bash benchmarks/h200_session.sh
 set -u

@@ -207,3 +207,25 @@ def test_a_damaged_resized_digit_cache_is_rebuilt_never_trained_on(fake_wheel):
     np.testing.assert_array_equal(again, digits)
     md.clear_digit_cache()
     np.testing.assert_array_equal(np.load(cache), digits)  # and the cache itself was rewritten
+
+
+def test_the_gpu_session_files_are_the_wheels_digits_in_torchvisions_format(fake_wheel, tmp_path, monkeypatch):
+    """benchmarks/prepare_gpu_session.py: what the GPU session trains on (gunzipped, --mnist_source torchvision)."""
+    import importlib
+
+    from torchvision import datasets
+
+    from tests.conftest import ROOT
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "benchmarks"))  # as when the script runs from there
+    prepare = importlib.import_module("prepare_gpu_session")
+    root, arrays = fake_wheel
+    carried = tmp_path / "carried"
+    prepare.write_mnist(root, str(carried))
+    raw = tmp_path / "session" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in os.listdir(carried):  # as the session script unpacks them
+        (raw / name.removesuffix(".gz")).write_bytes(gzip.decompress((carried / name).read_bytes()))
+    for train, split in ((True, "train"), (False, "test")):
+        mnist = datasets.MNIST(str(tmp_path / "session"), train=train, download=False)
+        assert np.array_equal(mnist.data.numpy(), arrays[f"{split}_images"])
+        assert np.array_equal(mnist.targets.numpy(), arrays[f"{split}_labels"])
