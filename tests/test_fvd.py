@@ -251,7 +251,8 @@ def test_cli_reports_bad_inputs_with_exit_code_2(tmp_path, capsys):
     # svg-fvd's main(argv) in this process: messages and exit codes (the scripts as processes: test_bad_inputs.py)
     np.save(tmp_path / "short.npy", np.zeros((2, 4, 1, 8, 8), np.uint8))
     for argv, message in (([str(tmp_path / "short.npy"), str(tmp_path / "absent.npy")], "no such file"),
-                          (["a.png", "b.npy"], "use an .npy or .pt array of videos")):
+                          (["a.png", "b.npy"], "use an .npy or .pt array of videos"),
+                          ([str(tmp_path / "short.npy")], "give two inputs (videos or statistics), got 1")):
         capsys.readouterr()
         try:
             code = fvd.main(argv)

@@ -157,7 +157,7 @@ def _load_videos(path):
 
 def main(argv=None):
     p = OneLineArgumentParser(description="FVD between two video sets with the Kinetics-400 I3D.")
-    p.add_argument("inputs", nargs=2, help="two inputs: .npy or .pt videos (N, T, C, H, W), or .npz statistics")
+    p.add_argument("inputs", nargs="*", help="two inputs: .npy or .pt videos (N, T, C, H, W), or .npz statistics")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N (default: CUDA when present)")
     p.add_argument("--batch-size", "--batch_size", dest="batch_size", type=int, default=DEFAULT_BATCH_SIZE,
                    help="videos per I3D call (memory knob; the result does not depend on it)")
@@ -169,6 +169,8 @@ def main(argv=None):
                    help="also print KVD (the kernel distance on the same I3D features) and its standard error; "
                         "needs two video inputs")
     args = p.parse_args(argv)
+    if len(args.inputs) != 2:  # argparse would say "the following arguments are required: inputs" for one
+        p.error(f"give two inputs (videos or statistics), got {len(args.inputs)}")
     warnings_as_one_line()
     try:
         if args.save_stats:
