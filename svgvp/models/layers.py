@@ -39,7 +39,7 @@ class StepBatchNorm2d(nn.BatchNorm2d):
             # The steps fold into the channels below, a grouping that channels-last memory cannot express
             # as a view. Normalising a contiguous copy with the fused kernel and handing the result back in
             # channels-last makes fewer passes over memory than normalising in place with elementwise ops
-            # (about 10 per block, forward and backward): the whole --amp step ran 1.3x as fast on 2 CPU cores.
+            # (about 10 per block, forward and backward).
             out = self.forward(x.contiguous(), steps, stat_order, then)
             return out.contiguous(memory_format=torch.channels_last)
         # (B*T, C, H, W) batch-major -> (B, T*C, H, W): channel t*C+c holds step t.
