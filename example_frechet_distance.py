@@ -65,7 +65,7 @@ def compared_sets_plot(path, first, last, noisy, d_first_last, d_noisy):
     fig, axes = plt.subplots(3, 6, figsize=(9, 5))
     for j in range(6):
         for i, (imgs, name) in enumerate(((first, "first"), (last, "last"), (noisy, "noisy"))):
-            axes[i, j].imshow(imgs[j, 0], cmap="gray", vmin=0, vmax=1)
+            axes[i, j].imshow(imgs[j, 0].numpy(), cmap="gray", vmin=0, vmax=1)  # numpy: a tensor warns in matplotlib
             axes[i, j].axis("off")
             if j == 0:
                 axes[i, j].set_title(name, loc="left", fontsize=9)
