@@ -1,4 +1,4 @@
-"""Small shared helpers: device choice, seeding, image grids, PNG and GIF writing, atomic files."""
+"""Small shared helpers: device choice, seeding, image grids, PNG and GIF writing, atomic files, folder locks."""
 import hashlib
 import json
 import os
