@@ -138,7 +138,7 @@ def test_sequences_are_those_of_every_earlier_version(tmp_path):
 
 
 @pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-@pytest.mark.parametrize("num_digits,deterministic", [(1, False), (2, False), (3, False), (2, True)])
+@pytest.mark.parametrize("num_digits,deterministic", [(1, False), (2, False), (3, False), (4, False), (2, True)])
 def test_frames_drawn_from_trajectories_equal_the_generator_bit_for_bit(num_digits, deterministic, device):
     from svgvp.data.moving_mnist import Trajectories
     ds = MovingMNIST(True, "unused", seq_len=15, num_digits=num_digits, deterministic=deterministic,

@@ -20,8 +20,8 @@ class MovingMNIST(Dataset):
 
     def __init__(self, train, data_root, seq_len=20, num_digits=2, image_size=64, deterministic=False,
                  seed=1, mnist_source="auto"):
-        if not 1 <= num_digits <= 3:
-            raise ValueError(f"num_digits must be 1, 2 or 3, got {num_digits}")
+        if num_digits < 1:
+            raise ValueError(f"num_digits must be at least 1, got {num_digits}")
         if image_size <= DIGIT_SIZE:
             raise ValueError(f"image_size must exceed the digit size {DIGIT_SIZE}, got {image_size}")
         self.train = train
