@@ -126,7 +126,23 @@ def frechet_distance_from_features(f1, f2):
     return frechet_distance_from_statistics(mu1, np.cov(x1, rowvar=False), mu2, np.cov(x2, rowvar=False))
 
 
-def kernel_distance_from_features(f1, f2, num_subsets=100, subset_size=1000, seed=0):
+KID_SUBSETS = 100        # random subsets the kernel distance is averaged over (KID's usual protocol)
+KID_SUBSET_SIZE = 1000   # samples per subset; smaller sets are used whole
+
+
+def checked_kid_settings(num_subsets, subset_size, seed=0):
+    """KID's subset settings as ints, or an InputError naming the one that is wrong."""
+    for name, value, least in (("num_subsets", num_subsets, 1), ("subset_size", subset_size, 2)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InputError(f"{name} must be a whole number, got {value!r}")
+        if value < least:
+            raise InputError(f"{name} must be at least {least}, got {value}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a whole number of 0 or more, got {seed!r}")
+    return int(num_subsets), int(subset_size), int(seed)
+
+
+def kernel_distance_from_features(f1, f2, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=0):
     """Unbiased KID (MMD^2 with the kernel (x.y/d + 1)^3) over seeded random subsets: (mean, std error).
 
     The standard error is that of the mean over the subsets. It is undefined (NaN, with a warning)
@@ -139,14 +155,7 @@ def kernel_distance_from_features(f1, f2, num_subsets=100, subset_size=1000, see
     _has_features(f1.shape[1], "the features")
     if not (np.isfinite(f1).all() and np.isfinite(f2).all()):
         raise InputError("KID: the feature sets contain NaN or infinite values")
-    for name, value, least in (("num_subsets", num_subsets, 1), ("subset_size", subset_size, 2)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise InputError(f"{name} must be a whole number, got {value!r}")
-        if value < least:
-            raise InputError(f"{name} must be at least {least}, got {value}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed must be a whole number of 0 or more, got {seed!r}")
-    num_subsets, subset_size = int(num_subsets), int(subset_size)
+    num_subsets, subset_size, seed = checked_kid_settings(num_subsets, subset_size, seed)
     m = min(subset_size, len(f1), len(f2))
     if m < 2:
         raise InputError("KID needs at least 2 samples in each set")
@@ -311,7 +320,7 @@ class FeatureSets:
             self.warn_if_small(len(f))
         return frechet_distance_from_features(f1, f2)
 
-    def kernel_distance(self, items1, items2, num_subsets=100, subset_size=1000, seed=0):
+    def kernel_distance(self, items1, items2, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=0):
         """(mean, standard error) of the kernel distance between two sets, from the same features as the
         Fréchet distance: KID on the SVG encoder, KVD on the I3D (see kernel_distance_from_features)."""
         return kernel_distance_from_features(self.extract_features(items1), self.extract_features(items2),

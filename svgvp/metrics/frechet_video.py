@@ -22,9 +22,12 @@ import torch
 from svgvp.command_line import OneLineArgumentParser, warnings_as_one_line
 from svgvp.data.i3d_weights import I3DWeightsError, load_i3d
 from svgvp.metrics.feature_distances import (
+    KID_SUBSET_SIZE,
+    KID_SUBSETS,
     FeatureSets,
     InputError,
     check_save_stats_paths,
+    checked_kid_settings,
     frechet_distance_from_features,
     frechet_distance_from_statistics,
     kernel_distance_from_features,
@@ -134,7 +137,7 @@ def fvd(videos1, videos2, batch_size=DEFAULT_BATCH_SIZE, device=None, value_rang
 
 
 def kvd(videos1, videos2, batch_size=DEFAULT_BATCH_SIZE, device=None, value_range=None, clip=False, i3d_path=None,
-        num_subsets=100, subset_size=1000, seed=0):
+        num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=0):
     """KVD (Unterthiner et al. 2018): the kernel distance (KID's polynomial-kernel MMD) on the same I3D
     logits as FVD; (mean, standard error) over seeded random subsets."""
     return FVDCalculator(device, batch_size, value_range, clip, i3d_path).kernel_distance(
@@ -168,11 +171,19 @@ def main(argv=None):
     p.add_argument("--kvd", action="store_true",
                    help="also print KVD (the kernel distance on the same I3D features) and its standard error; "
                         "needs two video inputs")
+    p.add_argument("--num-subsets", "--num_subsets", dest="num_subsets", type=int, default=KID_SUBSETS,
+                   help="with --kvd: random subsets the kernel distance is averaged over")
+    p.add_argument("--subset-size", "--subset_size", dest="subset_size", type=int, default=KID_SUBSET_SIZE,
+                   help="with --kvd: videos per subset, at most each set's size (sets of at most this size are "
+                        "used whole, which leaves no standard error: pass a smaller size for one)")
     args = p.parse_args(argv)
     if len(args.inputs) != 2:  # argparse would say "the following arguments are required: inputs" for one
         p.error(f"give two inputs (videos or statistics), got {len(args.inputs)}")
     warnings_as_one_line()
     try:
+        if not args.kvd and (args.num_subsets, args.subset_size) != (KID_SUBSETS, KID_SUBSET_SIZE):
+            raise InputError("--num-subsets and --subset-size set up KVD; pass --kvd with them")
+        checked_kid_settings(args.num_subsets, args.subset_size)
         if args.save_stats:
             check_save_stats_paths(*args.inputs, "videos (.npy or .pt)")
         inputs = args.inputs[:1] if args.save_stats else args.inputs
@@ -193,7 +204,7 @@ def main(argv=None):
             if len(f) < 2:
                 raise InputError(f"each set needs at least 2 videos, got {len(f)}")
             calc.warn_if_small(len(f))
-        mean, error = kernel_distance_from_features(real, fake)
+        mean, error = kernel_distance_from_features(real, fake, args.num_subsets, args.subset_size)
         print(f"{frechet_distance_from_features(real, fake):.6f}")
         print(f"KVD {mean:.6f} ± {error:.6f} (standard error)" if error == error else f"KVD {mean:.6f}")
         return 0
