@@ -212,6 +212,16 @@ def test_cli_compares_files_and_saves_stats(tiny_checkpoint, tmp_path, capsys):
     assert code == 0 and float(out.strip()) == pytest.approx(value, rel=1e-6)
     code, _, err = run(str(tmp_path / "missing.npy"), str(tmp_path / "b.pt"))
     assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
+    # --kid: the same Fréchet distance, then KID over subsets, both from one pass of the encoder
+    code, out, _ = run("--kid", "--subset-size", "10", "--num-subsets", "5", str(tmp_path / "a.npy"), str(tmp_path / "b.pt"))
+    calc = fd.FrechetDistanceCalculator(model_path=tiny_checkpoint, device="cpu")
+    mean, error = calc.kernel_distance(np.load(tmp_path / "a.npy"), torch.load(tmp_path / "b.pt"), 5, 10)
+    assert code == 0 and float(out.splitlines()[0]) == pytest.approx(value, rel=1e-6)
+    assert out.splitlines()[1] == f"KID {mean:.6f} ± {error:.6f} (standard error)"
+    code, _, err = run("--kid", str(tmp_path / "a.npz"), str(tmp_path / "b.pt"))
+    assert code == 2 and "--kid needs two inputs of images" in err
+    code, _, err = run("--num-subsets", "3", str(tmp_path / "a.npy"), str(tmp_path / "b.pt"))
+    assert code == 2 and "pass --kid with them" in err
 
 
 def test_import_has_no_side_effects(tmp_path):

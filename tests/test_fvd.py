@@ -287,7 +287,7 @@ def test_cli_computes_and_saves_statistics(stand_in, tmp_path, monkeypatch, caps
     mean, error = calc.kernel_distance(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"), 7, 2)
     assert capsys.readouterr().out.splitlines()[1] == f"KVD {mean:.6f} ± {error:.6f} (standard error)"
     assert fvd.main([str(tmp_path / "a.npz"), str(tmp_path / "b.npy"), "--kvd"]) == 2
-    assert "--kvd needs two video inputs" in capsys.readouterr().err
+    assert "--kvd needs two inputs of videos" in capsys.readouterr().err
     for flags, message in ((["--subset-size", "2"], "pass --kvd with them"),
                            (["--kvd", "--subset-size", "1"], "subset_size must be at least 2")):
         assert fvd.main([str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), *flags]) == 2

