@@ -3,7 +3,7 @@
 #   1. numerics: the LSTM sequence call (cuDNN) against the 2018 cells in float64 (tests/test_lstm.py),
 #      the CUDA-graph update against the eager one, bitwise, and across a resume (check_cuda_graphs.py);
 #   2. bench_train.py in each setting (it/s beside the 2018 loop, GPU operations per step, busy share, TFLOP/s),
-#      and bench_generate.py at the default rollout batch (2,000 rows): is sampling launch-bound on a GPU;
+#      and bench_generate.py at the default rollout batch (2,000 rows): is sampling launch-bound on a GPU, and what --amp gains;
 #   3. the shipped SM-MNIST model continued at batch 100 on the full MNIST with the fastest setting;
 #   4. export, and evaluation on the GPU of the new and the shipped weights (best of 100, 5 -> 25, first 256
 #      MNIST test sequences, 2018 SSIM), then --protocol srvp on the new ones (no FVD: the I3D sdist does not travel).
@@ -61,7 +61,7 @@ BEST=graphs_tf32
 for k in graphs_amp graphs_amp_cl; do
     $PY -c "import sys; sys.exit(0 if float('${RATE[$k]}') > float('${RATE[$BEST]}') else 1)" && BEST=$k
 done
-[ -z "${SKIP_BENCH:-}" ] && timeout 60 $PY benchmarks/bench_generate.py --device $DEVICE --batch_size ${GEN_BATCH:-20} --nsample 100 --repeats 2
+[ -z "${SKIP_BENCH:-}" ] && timeout 60 $PY benchmarks/bench_generate.py --device $DEVICE --batch_size ${GEN_BATCH:-20} --nsample 100 --repeats 2 --amp
 echo "smmnist it/s: eager fp32 ${RATE[eager_fp32]}, graphs tf32 ${RATE[graphs_tf32]}, graphs amp ${RATE[graphs_amp]}, graphs amp channels-last ${RATE[graphs_amp_cl]}; training with $BEST (${FLAGS[$BEST]})"
 
 echo "## 3. continued training on the full MNIST until $((DEADLINE - 110)) s (at $SECONDS s)"

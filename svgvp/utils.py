@@ -46,6 +46,13 @@ def cpu_has_bfloat16():
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+def refuse_emulated_bfloat16(device, work):
+    """--amp on a CPU without bfloat16 units would make ``work`` tens of times slower: a UsageError says so."""
+    if device.type == "cpu" and not cpu_has_bfloat16():
+        raise UsageError(f"--amp computes in bfloat16, which this CPU has no units for (no AVX512-BF16 or AMX): "
+                         f"{work} would be tens of times slower; pass --no-amp")
+
+
 def derived_seed(*parts):
     """A 63-bit seed that depends on every part (e.g. seed, epoch, rank)."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))

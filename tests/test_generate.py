@@ -65,6 +65,32 @@ def test_best_of_n_is_the_best_mean(lp_ckpt):
     assert torch.equal(best[:, :2], x[:, :2])
 
 
+def test_amp_rolls_out_in_bfloat16_and_scores_in_float32(lp_ckpt, tmp_path, monkeypatch, capsys):
+    from svgvp import utils
+    from svgvp.training.checkpoint import load_model
+    model, _ = load_model(lp_ckpt)
+    decoded = []
+    model.decoder.register_forward_hook(lambda module, inputs, output: decoded.append(output.dtype))
+    x = torch.rand(1, 5, 1, 64, 64)
+    results = {}
+    for amp in (False, True):
+        torch.manual_seed(0)
+        scores, best, _ = generate_svg_lp.evaluate_batch(model, x, 2, 3, 2, 4, "standard", torch.Generator(), amp=amp)
+        results[amp] = scores["ssim"]
+        assert scores["ssim"].dtype == torch.float64 and best.dtype == torch.float32  # as without --amp
+    assert set(decoded) == {torch.float32, torch.bfloat16}  # each setting's frames came from its own precision
+    assert not torch.equal(results[False], results[True])
+    torch.testing.assert_close(results[True], results[False], atol=0.05, rtol=0)  # the same samples, rounded
+    monkeypatch.setattr(utils, "cpu_has_bfloat16", lambda: False)
+    with pytest.raises(SystemExit) as stop:
+        run(lp_ckpt, tmp_path / "refused", "--amp")
+    assert stop.value.code == 2 and "no units for (no AVX512-BF16 or AMX)" in capsys.readouterr().err
+    monkeypatch.undo()
+    if utils.cpu_has_bfloat16():  # where bfloat16 is emulated a whole evaluation would take minutes
+        run(lp_ckpt, tmp_path / "amp", "--amp", "--no_gifs")
+        assert json.load(open(tmp_path / "amp" / "summary.json"))["amp"] is True
+
+
 def test_fp_checkpoint_and_2018_ssim(tmp_path):
     ckpt = make_checkpoint(tmp_path / "fp.pth", learned_prior=False)
     run(ckpt, tmp_path / "o", "--ssim", "2018", "--no_gifs", "--bn_train_mode")

@@ -8,6 +8,7 @@ import torch
 
 from svgvp.training import loop as training
 from svgvp.training.checkpoint import load_checkpoint
+from svgvp import utils
 from svgvp.utils import cpu_has_bfloat16
 from tests.conftest import FULL_OR_FALLBACK, MNIST_ROOT
 
@@ -431,7 +432,7 @@ def test_second_signal_ends_at_once_and_train_log_is_trimmed_on_resume(monkeypat
 
 
 def test_amp_on_a_cpu_without_bfloat16_units_is_refused(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(utils, "cpu_has_bfloat16", lambda: False)
     with pytest.raises(SystemExit) as stop:
         run_main(tmp_path, "--amp", "--device", "cpu")
     err = capsys.readouterr().err

@@ -40,7 +40,7 @@ from svgvp.training.run_folder import (
 )
 from svgvp.training.settings import TrainConfig, as_dict, network_config, parse_args, run_name
 from svgvp.training.step import TrainStep, make_optimizer, set_capturable, train_step  # noqa: F401 (train_step: public here)
-from svgvp.utils import DeviceError, UsageError, cpu_has_bfloat16, derived_seed, write_json
+from svgvp.utils import DeviceError, UsageError, derived_seed, refuse_emulated_bfloat16, write_json
 
 PLOT_ROWS = 10      # at most this many sequences in the per-epoch plots (2018: min(batch_size, 10))
 LOG_EVERY = 10      # iterations between progress updates (and NaN checks) on a GPU
@@ -75,9 +75,8 @@ def train(config, ckpt=None):
     # Set up: numerics before any CUDA work, then ranks, then the run folder (claimed by rank 0 only).
     configure_numerics(config.deterministic, config.tf32)
     ranks = distributed.set_up(config.device)
-    if config.amp and ranks.device.type == "cpu" and not cpu_has_bfloat16():
-        raise UsageError("--amp computes in bfloat16, which this CPU has no units for (no AVX512-BF16 or AMX): "
-                         "training would be tens of times slower; pass --no-amp")
+    if config.amp:
+        refuse_emulated_bfloat16(ranks.device, "training")
     cpu_memory.keep_freed_memory_on(ranks.device, config.keep_freed_memory)  # before the data workers fork
     say = print if ranks.main else (lambda *a, **k: None)
     run, start_epoch = open_run(config, ckpt, run_name(config))
