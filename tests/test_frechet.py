@@ -222,6 +222,9 @@ def test_cli_compares_files_and_saves_stats(tiny_checkpoint, tmp_path, capsys):
     assert code == 2 and "--kid needs two inputs of images" in err
     code, _, err = run("--num-subsets", "3", str(tmp_path / "a.npy"), str(tmp_path / "b.pt"))
     assert code == 2 and "pass --kid with them" in err
+    for argv in (["--kid"], ["--kid", "--save-stats", str(tmp_path / "a.npy"), str(tmp_path / "c.npz")]):
+        code, _, err = run(*argv)  # the basic example and --save-stats have no second set to compare
+        assert code == 2 and "--kid compares two inputs" in err and not os.path.exists(tmp_path / "c.npz")
 
 
 def test_import_has_no_side_effects(tmp_path):

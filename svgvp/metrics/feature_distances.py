@@ -311,14 +311,18 @@ class FeatureSets:
             raise RuntimeError(f"call compute_statistics({self.item}s) before save_statistics(path)")
         return save_statistics(path, self.mu, self.sigma, self.n, self.identity())
 
-    def distance(self, items1, items2, batch_size=None):
-        """The Fréchet distance between two sets of at least 2 items each (from features: exact for any N)."""
+    def _features_of_two_sets(self, items1, items2, batch_size=None):
+        """The features of two sets of at least 2 items each, with the small-set warning."""
         f1, f2 = self.extract_features(items1, batch_size), self.extract_features(items2, batch_size)
         for f in (f1, f2):
             if len(f) < 2:
                 raise InputError(f"each set needs at least 2 {self.item}s, got {len(f)}")
             self.warn_if_small(len(f))
-        return frechet_distance_from_features(f1, f2)
+        return f1, f2
+
+    def distance(self, items1, items2, batch_size=None):
+        """The Fréchet distance between two sets of at least 2 items each (from features: exact for any N)."""
+        return frechet_distance_from_features(*self._features_of_two_sets(items1, items2, batch_size))
 
     def kernel_distance(self, items1, items2, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=0):
         """(mean, standard error) of the kernel distance between two sets, from the same features as the
@@ -328,12 +332,8 @@ class FeatureSets:
 
     def both_distances(self, items1, items2, num_subsets=KID_SUBSETS, subset_size=KID_SUBSET_SIZE, seed=0):
         """(Fréchet distance, (kernel distance, its standard error)) from one pass of the network over each set."""
-        num_subsets, subset_size, seed = checked_kid_settings(num_subsets, subset_size, seed)
-        f1, f2 = self.extract_features(items1), self.extract_features(items2)
-        for f in (f1, f2):
-            if len(f) < 2:
-                raise InputError(f"each set needs at least 2 {self.item}s, got {len(f)}")
-            self.warn_if_small(len(f))
+        num_subsets, subset_size, seed = checked_kid_settings(num_subsets, subset_size, seed)  # before the network
+        f1, f2 = self._features_of_two_sets(items1, items2)
         return (frechet_distance_from_features(f1, f2),
                 kernel_distance_from_features(f1, f2, num_subsets, subset_size, seed))
 
@@ -387,12 +387,14 @@ def check_kernel_distance_arguments(args, flag):
     """The subset settings of add_kernel_distance_arguments, checked before any feature is computed."""
     if not args.kernel and (args.num_subsets, args.subset_size) != (KID_SUBSETS, KID_SUBSET_SIZE):
         raise InputError(f"--num-subsets and --subset-size set up {flag}; pass {flag} with them")
+    if args.kernel and (args.save_stats or len(args.inputs) != 2):
+        raise InputError(f"{flag} compares two inputs; it does not go with --save-stats or without inputs")
     checked_kid_settings(args.num_subsets, args.subset_size)
 
 
 def check_kernel_distance_inputs(args, inputs, flag, readable):
     """``flag`` needs two sets of items (``readable``: what they may be), not statistics files."""
-    if args.kernel and (args.save_stats or any(isinstance(d, tuple) for d in inputs)):
+    if args.kernel and any(isinstance(d, tuple) for d in inputs):
         raise InputError(f"{flag} needs two inputs of {readable}: a kernel distance is computed from the features, "
                          f"which statistics files do not hold")
 
